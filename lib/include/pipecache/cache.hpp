@@ -1,0 +1,273 @@
+// pipecache — a response cache shared by the processes of one host.
+//
+// A Cache is a handle on a named shared-memory segment (/dev/shm/pipecache.<name>) holding a
+// lock-striped hash table with per-entry TTL, a byte budget and SIEVE eviction. Every process
+// that opens the same name sees the same entries.
+//
+// Thread-safety: a Cache may be used by many threads of one process and by many processes at
+// once. Hits take no lock (seqlock-validated copies); writes lock one stripe. Every lock is a
+// process-shared robust mutex: a process killed at any instant never blocks the others.
+//
+// Errors: a miss is a value (std::nullopt / false), not an error. Problems the caller can act
+// on (bad name, missing / incompatible / corrupt segment, no room in /dev/shm, oversize key or
+// value) throw pipecache::Error whose message names the segment and the problem.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pipecache {
+
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct Options {
+  std::string name = "default";                 // [A-Za-z0-9._-], 1..64 characters
+  std::size_t byte_budget = 64u << 20;          // keys + values + per-entry overhead
+  std::size_t max_entries = 0;                  // 0 = only the byte budget limits
+  unsigned stripes = 0;                         // power of two; 0 = derived from entries
+  std::chrono::milliseconds default_ttl = std::chrono::minutes(5);  // 0 = never expires
+  unsigned permissions = 0600;                  // mode of /dev/shm/pipecache.<name>
+};
+
+// Counters kept per request type (namespace = the key prefix before the first ':').
+// The store itself counts nothing here; the pipeline (and users) record through
+// Cache::record / Cache::record_time. Order is part of the segment layout.
+enum class NsCounter : unsigned {
+  requests,
+  hits,
+  misses,
+  stale_served,
+  computes,
+  dedup_waits,
+  lease_takeovers,
+  fallbacks,
+  compute_failures,
+  batches,             // batch handler invocations
+  batched_requests,    // requests answered by a batch handler
+  batchable_requests,  // misses of a batch-eligible type that went to the batcher
+  batch_joined,        // requests that joined a batch of 2 or more
+  batch_failures,      // batch handler threw or returned the wrong count
+  batch_fallbacks,     // requests re-run alone after a batch failure
+  batch_wait_ns,       // total time requests spent waiting in a batch window
+  count_
+};
+inline constexpr unsigned kNsCounters = static_cast<unsigned>(NsCounter::count_);
+
+enum class NsHistogram : unsigned { hit_time, compute_time, count_ };
+inline constexpr unsigned kNsHistograms = static_cast<unsigned>(NsHistogram::count_);
+
+// Log2 latency histogram: bucket i counts samples in [2^i, 2^(i+1)) ns (bucket 0: [0, 2)).
+struct Histogram {
+  static constexpr unsigned kBuckets = 40;  // up to 2^40 ns ~ 18 minutes
+  std::array<std::uint64_t, kBuckets> buckets{};
+  std::uint64_t count = 0;
+  std::uint64_t sum_ns = 0;
+
+  static unsigned bucket_for(std::uint64_t ns) noexcept;
+  double mean_ns() const noexcept;
+  // Linear interpolation inside the bucket that holds quantile q (0..1); 0 when empty.
+  double percentile_ns(double q) const noexcept;
+  Histogram& operator+=(const Histogram& other) noexcept;
+};
+
+struct NamespaceStats {
+  std::string name;
+  unsigned id = 0;
+  std::uint64_t generation = 0;  // bumped by an O(1) invalidation of "<name>:*"
+  std::uint64_t entries = 0;     // live entries of the current and older generations
+  std::array<std::uint64_t, kNsCounters> counters{};
+  std::array<Histogram, kNsHistograms> histograms{};
+  std::uint64_t counter(NsCounter c) const noexcept { return counters[static_cast<unsigned>(c)]; }
+  const Histogram& histogram(NsHistogram h) const noexcept {
+    return histograms[static_cast<unsigned>(h)];
+  }
+};
+
+struct Stats {
+  std::uint64_t hits = 0;
+  std::uint64_t misses = 0;
+  std::uint64_t inserts = 0;        // new keys
+  std::uint64_t updates = 0;        // puts that replaced a value
+  std::uint64_t evictions = 0;      // removed to make room (budget or max_entries)
+  std::uint64_t expirations = 0;    // expired entries reclaimed
+  std::uint64_t invalidations = 0;  // removed by erase / invalidate / clear
+  std::uint64_t put_failures = 0;   // writes dropped: no room could be made, or lock timeout
+  std::uint64_t lock_recoveries = 0;  // robust mutexes found with a dead owner and repaired
+  std::uint64_t entries = 0;
+  std::uint64_t bytes_used = 0;     // exact: sum of entry blocks (header + key + value + align)
+  std::uint64_t byte_budget = 0;
+  std::uint64_t max_entries = 0;
+  std::uint64_t arena_bytes = 0;    // memory holding entries (budget + fragmentation slack)
+  std::uint64_t free_bytes = 0;     // arena bytes in free blocks
+  std::uint64_t largest_free_block = 0;
+  std::uint64_t fragmented_bytes = 0;  // free, but in blocks smaller than the largest allowed entry
+  std::uint64_t attached_processes = 0;
+  std::uint64_t segment_bytes = 0;
+  std::uint64_t created_unix_ms = 0;
+  std::uint64_t uptime_ms = 0;
+  std::vector<NamespaceStats> namespaces;  // registered request types, by id
+};
+
+struct KeyInfo {
+  std::string key;
+  std::uint64_t value_size = 0;
+  std::optional<std::chrono::milliseconds> ttl_left;  // nullopt = never expires
+  std::chrono::seconds age{0};
+  bool lease = false;  // a pending computation (get-or-compute), not a value
+  std::uint16_t flags = 0;
+};
+
+struct ProcessInfo {
+  unsigned slot = 0;
+  std::int64_t pid = 0;
+  bool alive = false;
+};
+
+struct SegmentInfo {
+  std::string name;
+  std::string path;
+  std::uint32_t layout_version = 0;
+  std::uint64_t fingerprint = 0;
+  std::uint64_t segment_bytes = 0;
+  std::uint64_t arena_bytes = 0;
+  std::uint64_t byte_budget = 0;
+  std::uint64_t max_entries = 0;
+  unsigned stripes = 0;
+  std::uint64_t buckets = 0;
+  std::chrono::milliseconds default_ttl{0};
+  unsigned permissions = 0;
+  std::uint64_t created_unix_ms = 0;
+  std::vector<std::uint64_t> entries_per_stripe;
+  std::uint64_t free_blocks = 0;
+  std::uint64_t free_bytes = 0;
+  std::uint64_t largest_free_block = 0;
+  std::uint64_t used_blocks = 0;
+  std::uint64_t bytes_used = 0;
+  std::vector<ProcessInfo> processes;  // occupied process slots
+  unsigned process_slots = 0;
+  unsigned namespace_slots = 0;
+};
+
+struct VerifyReport {
+  bool ok() const noexcept { return problems.empty(); }
+  std::vector<std::string> problems;
+  std::uint64_t entries_checked = 0;
+  std::uint64_t blocks_checked = 0;
+};
+
+// Leases: the building block of get-or-compute across processes. A lease is a marker entry
+// stored beside the key's value (same stripe) naming its holder (pid) and a deadline.
+enum class LeaseState {
+  acquired,        // the caller now holds the lease: compute, then publish() or release_lease()
+  taken_over,      // acquired, replacing a lease whose holder died or ran past its deadline
+  held_by_other,   // somebody else computes: wait_lease(), then look again
+  unavailable,     // no room for the lease marker, or lock timeout: compute without de-dup
+};
+struct LeaseResult {
+  LeaseState state = LeaseState::unavailable;
+  std::uint64_t token = 0;       // identifies the caller's lease (acquired / taken_over)
+  std::int64_t holder_pid = 0;   // held_by_other: the computing process
+  std::chrono::nanoseconds holder_remaining{0};  // held_by_other: time left on its deadline
+};
+
+// Per-entry flags a caller may attach with put(); the store keeps them, never interprets them.
+inline constexpr std::uint16_t kUserFlagsMask = 0x00ff;
+
+class Cache {
+ public:
+  // Creates the segment; Error if it exists. Its full size is reserved up front.
+  static Cache create(const Options& options);
+  // Opens an existing segment; Error if missing, of another layout, truncated or foreign.
+  static Cache open(std::string_view name);
+  // Opens the segment, or creates it with `options` when absent. Safe when many processes
+  // call it at once: they all end up on one initialised segment.
+  static Cache open_or_create(const Options& options);
+  // Unlinks the segment name; processes that have it open keep using it. False if absent.
+  static bool remove(std::string_view name);
+  static bool exists(std::string_view name);
+  // Throws Error naming the problem when `name` is not a valid segment name.
+  static void validate_name(std::string_view name);
+  static std::string path_of(std::string_view name);
+
+  Cache(Cache&&) noexcept;
+  Cache& operator=(Cache&&) noexcept;
+  ~Cache();
+
+  std::optional<std::string> get(std::string_view key);
+  // Reuses out's capacity. False (out unspecified) on a miss.
+  bool get(std::string_view key, std::string& out);
+  // As get(), also returns the flags stored with the value.
+  bool get(std::string_view key, std::string& out, std::uint16_t& flags);
+  // Zero-copy read: calls `reader` with a view into shared memory while holding the key's
+  // stripe lock (writers of that stripe wait; readers do not). `reader` must be short and
+  // must not call into this Cache. False on a miss (reader not called).
+  bool visit(std::string_view key, const std::function<void(std::string_view)>& reader);
+
+  void put(std::string_view key, std::string_view value);
+  void put(std::string_view key, std::string_view value, std::chrono::milliseconds ttl);
+  // ttl 0 = never expires. Returns false when the write was dropped (no room, lock timeout);
+  // throws Error for an oversize key or value.
+  bool put(std::string_view key, std::string_view value, std::chrono::milliseconds ttl,
+           std::uint16_t flags);
+
+  bool erase(std::string_view key);
+  // Removes the keys matching a glob (`*`, `?`); returns how many. "<type>:*" for a registered
+  // request type is O(1) (the namespace's generation is bumped).
+  std::size_t invalidate(std::string_view glob);
+  void clear();
+  // Reclaims expired entries and entries of invalidated generations; returns how many.
+  std::size_t purge();
+
+  // Lease protocol (see LeaseState). A lease is held_by_other only while its holder process is
+  // alive and its deadline has not passed; otherwise try_lease takes it over.
+  LeaseResult try_lease(std::string_view key, std::chrono::milliseconds lease_time);
+  // Stores the value and drops the caller's lease in one step, then wakes the waiters.
+  // False if the value could not be stored (the lease is still dropped).
+  bool publish(std::string_view key, std::string_view value, std::chrono::milliseconds ttl,
+               std::uint16_t flags, std::uint64_t token);
+  // Drops the caller's lease (computation failed) and wakes the waiters.
+  void release_lease(std::string_view key, std::uint64_t token);
+  // Wake sequence of the key's stripe: read it BEFORE looking at the key, then pass it to
+  // wait_lease, which sleeps (futex in the segment) until a lease of that stripe is resolved
+  // or the timeout passes. Spurious returns are allowed: always look again.
+  std::uint32_t lease_wake_seq(std::string_view key) const noexcept;
+  void wait_lease(std::string_view key, std::uint32_t seen_seq,
+                  std::chrono::nanoseconds timeout) const noexcept;
+
+  Stats stats() const;
+  std::vector<KeyInfo> keys(std::string_view glob = "*",
+                            std::size_t limit = static_cast<std::size_t>(-1)) const;
+  SegmentInfo inspect() const;
+  VerifyReport verify() const;
+
+  // Request-type metrics. namespace_id registers the type on first use; -1 when the
+  // namespace table is full (then record() is a no-op).
+  int namespace_id(std::string_view request_type);
+  void record(int ns, NsCounter counter, std::uint64_t delta = 1) noexcept;
+  void record_time(int ns, NsHistogram histogram, std::uint64_t ns_elapsed) noexcept;
+
+  const std::string& name() const noexcept;
+  std::size_t max_value_size() const noexcept;
+  std::size_t max_key_size() const noexcept;
+
+  struct Impl;
+  Impl& impl() noexcept { return *impl_; }  // for the library's own modules
+
+ private:
+  explicit Cache(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace pipecache
