@@ -1,0 +1,448 @@
+// pipecache — Batcher: requests for one kind of data made within a short window are answered
+// by ONE call of a batch function (DataLoader-style request batching, in process).
+//
+//   Batcher<Range, std::string> events(batch_query, single_query, {.max_batch_size = 10,
+//                                                                  .max_wait = 50ms});
+//   std::string rows = events.load(range);            // blocks; or submit(range) -> future
+//
+// Ten `events_by_range` lookups are one SQL query with ten ranges instead of ten round trips:
+// that is what this buys. Its price is latency: a request waits up to `max_wait` for company.
+//
+// Semantics
+//   1. A batch is the set of requests received while one window is open. The window opens
+//      with the first request of the batch and lasts `max_wait`. The batch is dispatched when
+//      it holds `max_batch_size` distinct keys or when its window expires, whichever first.
+//   2. Identical keys in one window share one slot: the batch function sees each key once and
+//      every caller of that key gets a copy of its value. Keys are identified by `KeyHash` and
+//      `KeyEqual` (default std::hash<Key> and operator==): Key must be hashable, equality-
+//      comparable and copyable. Value must be copyable (identical keys share it).
+//   3. The batch function gets the batch's keys and must return one value per key, in the
+//      same order. If it throws, or returns the wrong number of values, the batch has FAILED:
+//      each key is then run alone through the single function, and each caller gets its own
+//      key's value or its own key's exception — never a neighbour's.
+//   4. No request is ever left waiting: shutdown() (and the destructor) dispatch every pending
+//      batch at once, without waiting for its window, run it to the end, then stop. A
+//      submit() that arrives after shutdown began is run ALONE on the caller's thread through
+//      the single function (it does not throw for being late): the cache must never make a
+//      request fail, and a late request costs one query rather than an error.
+//   5. When a caller's future becomes ready, stats() and the observer already account for its
+//      batch (they are updated before any value of the batch is handed out).
+//
+// Threads
+//   Each Batcher owns ONE dispatcher thread. It sleeps until a batch is full or a window
+//   expires, then runs the batch function, the fallbacks and the observer itself, so batches
+//   of one Batcher run one at a time, in the order their windows opened. Rejected alternative:
+//   running a full batch on the submitter that filled it — submit() would then block for a
+//   whole query, and the batch function would need to be reentrant. One thread per Batcher
+//   suits a request type backed by one database connection; when the batch function is slower
+//   than the arrival of `max_batch_size` requests, the queue grows and batches run back to
+//   back at full size, which is exactly when batching pays the most.
+//   The batch function is only ever called on the dispatcher thread (never concurrently with
+//   itself). The single function is called on the dispatcher thread (fallbacks) and, after
+//   shutdown began, on the callers' threads — possibly at the same time as a draining batch.
+//
+// Thread-safety and lock rules
+//   - submit(), load(), stats(), shutdown() may be called from any thread at once.
+//   - `mutex_` protects everything marked GUARDED_BY(mutex_) below: the open window, the queue
+//     of full batches, the stopping flag and the statistics. It is held only to move keys and
+//     promises in and out of those containers, never while the batch function, the single
+//     function, the observer or a promise's continuation runs. So those callbacks may call
+//     submit() and stats() on their own Batcher. They must not WAIT for a result of their
+//     own Batcher (the dispatcher would wait for itself), and must not destroy it.
+//   - `join_mutex_` only serialises joins of the dispatcher (two threads calling shutdown()).
+//     It is never taken while holding `mutex_`.
+//   - The observer runs on the dispatcher thread, before the batch's callers are woken: keep it
+//     short (record counters, log). Exceptions it throws are swallowed.
+//   - The destructor calls shutdown(); it must not race with other calls on the same object.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <future>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <thread>
+#include <type_traits>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#ifndef PIPECACHE_GUARDED_BY
+#define PIPECACHE_GUARDED_BY(lock)  // documentation only: the lock that protects a field
+#endif
+
+namespace pipecache {
+
+struct BatcherOptions {
+  // Seed defaults are the design's `database_query` batch type: up to 10 keys, 50 ms window.
+  std::size_t max_batch_size = 10;  // distinct keys per batch; must be >= 1
+  // Window length, measured from the first request of the batch; must be >= 0. Zero means
+  // "whatever arrived before the dispatcher woke up".
+  std::chrono::nanoseconds max_wait = std::chrono::milliseconds(50);
+};
+
+enum class BatchTrigger {
+  full,      // max_batch_size distinct keys collected
+  window,    // max_wait passed since the first request of the batch
+  shutdown,  // drained by shutdown() before its window expired
+};
+
+// What happened to one dispatched batch; given to the observer (see Batcher's constructor).
+struct BatchReport {
+  BatchTrigger trigger = BatchTrigger::window;
+  std::size_t keys = 0;       // distinct keys given to the batch function
+  std::size_t requests = 0;   // callers answered by this batch (>= keys: identical keys share)
+  bool failed = false;        // the batch function threw or returned the wrong number of values
+  std::size_t returned = 0;   // values the batch function returned (0 when it threw)
+  std::exception_ptr error;   // what the batch function threw; null if it returned
+  std::size_t fallbacks = 0;        // requests answered by the single function after a failure
+  std::size_t fallback_errors = 0;  // of those, requests whose single call threw
+  std::chrono::nanoseconds wait{0};  // summed over requests: submit -> dispatch of the batch
+  std::chrono::nanoseconds run{0};   // batch function + fallbacks, wall time
+};
+
+// Totals since construction. A consistent snapshot (taken under the Batcher's lock).
+struct BatcherStats {
+  std::uint64_t requests = 0;          // every submit() / load(), including late ones
+  std::uint64_t batches = 0;           // batch function calls (= dispatched batches)
+  std::uint64_t batched_keys = 0;      // distinct keys given to the batch function
+  std::uint64_t batched_requests = 0;  // requests answered by the batch function itself
+  std::uint64_t joined = 0;            // requests dispatched in a batch of 2 or more requests
+  std::uint64_t duplicates = 0;        // requests that shared a slot with an identical key
+  std::uint64_t failures = 0;          // batches whose function threw or miscounted
+  std::uint64_t fallbacks = 0;         // requests re-run alone after a batch failure
+  std::uint64_t fallback_errors = 0;   // of those, requests whose single call threw
+  std::uint64_t unbatched = 0;         // submitted after shutdown began: run alone at once
+  std::uint64_t wait_ns = 0;           // summed over requests: time spent in a window
+  std::uint64_t largest_batch = 0;     // most requests answered by one batch
+
+  // Requests that joined a batch of 2+ / all requests handed to the batcher. The design's
+  // target for a batch-eligible type under load is > 0.7.
+  double formation_efficiency() const noexcept {
+    return requests == 0 ? 0.0 : static_cast<double>(joined) / static_cast<double>(requests);
+  }
+  double average_batch_requests() const noexcept {
+    return batches == 0 ? 0.0
+                        : static_cast<double>(batched_requests + fallbacks) /
+                              static_cast<double>(batches);
+  }
+};
+
+template <typename Key, typename Value, typename KeyHash = std::hash<Key>,
+          typename KeyEqual = std::equal_to<Key>>
+class Batcher {
+  static_assert(!std::is_void_v<Value>, "a Batcher answers each key with a value");
+  static_assert(std::is_copy_constructible_v<Value>, "identical keys share one copied value");
+  static_assert(std::is_copy_constructible_v<Key>, "the Batcher keeps a copy of each key");
+
+ public:
+  using BatchFunction = std::function<std::vector<Value>(const std::vector<Key>&)>;
+  using SingleFunction = std::function<Value(const Key&)>;
+  using Observer = std::function<void(const BatchReport&)>;
+
+  // Starts the dispatcher thread. Throws std::invalid_argument for an empty function,
+  // max_batch_size 0 or a negative max_wait; std::system_error if no thread can be started.
+  Batcher(BatchFunction batch_function, SingleFunction single_function,
+          BatcherOptions options = {}, Observer observer = {})
+      : batch_function_(std::move(batch_function)),
+        single_function_(std::move(single_function)),
+        observer_(std::move(observer)),
+        options_(options) {
+    if (!batch_function_ || !single_function_) {
+      throw std::invalid_argument("pipecache::Batcher: batch and single functions are required");
+    }
+    if (options_.max_batch_size == 0) {
+      throw std::invalid_argument("pipecache::Batcher: max_batch_size must be at least 1");
+    }
+    if (options_.max_wait < std::chrono::nanoseconds::zero()) {
+      throw std::invalid_argument("pipecache::Batcher: max_wait must not be negative");
+    }
+    dispatcher_ = std::thread([this] { dispatch_loop(); });
+  }
+
+  Batcher(const Batcher&) = delete;
+  Batcher& operator=(const Batcher&) = delete;
+
+  // Drains every pending batch (see shutdown()).
+  ~Batcher() { shutdown(); }
+
+  // Queues `key` in the open window (opening one if none is) and returns the caller's own
+  // future. Never blocks on a batch. After shutdown began, runs the single function on this
+  // thread and returns a ready future. The future holds the value, or the exception of the
+  // single function for this key; it never reports another key's failure.
+  std::future<Value> submit(Key key) {
+    std::promise<Value> promise;
+    std::future<Value> future = promise.get_future();
+    const Clock::time_point now = Clock::now();
+    bool late = false;
+    bool wake_dispatcher = false;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      ++stats_.requests;
+      if (stopping_) {
+        ++stats_.unbatched;
+        late = true;
+      } else {
+        if (!open_) {
+          open_.emplace();
+          open_->deadline = now + options_.max_wait;
+          wake_dispatcher = true;  // it sleeps without a deadline while no window is open
+        }
+        Batch& batch = *open_;
+        // If an allocation fails below, the exception reaches this caller and the batch may
+        // keep one slot nobody waits for: its value is computed and dropped, harmlessly.
+        auto found = batch.index.find(key);
+        std::size_t slot;
+        if (found == batch.index.end()) {
+          slot = batch.keys.size();
+          batch.index.emplace(key, slot);
+          batch.keys.push_back(std::move(key));
+          batch.waiters.emplace_back();
+        } else {
+          slot = found->second;
+          ++stats_.duplicates;
+        }
+        batch.waiters[slot].push_back(Waiter{std::move(promise), now});
+        ++batch.requests;
+        if (batch.keys.size() >= options_.max_batch_size) {
+          full_.push_back(std::move(batch));
+          open_.reset();
+          wake_dispatcher = true;
+        }
+      }
+    }
+    if (wake_dispatcher) ready_.notify_one();
+    if (late) {
+      // Answered alone, on this thread, outside the lock (semantics 4).
+      try {
+        promise.set_value(single_function_(key));
+      } catch (...) {
+        promise.set_exception(std::current_exception());
+      }
+    }
+    return future;
+  }
+
+  // submit(key).get(): the value, or rethrows this key's exception.
+  Value load(Key key) { return submit(std::move(key)).get(); }
+
+  // Stops accepting requests into batches, dispatches every pending batch immediately (the
+  // running one finishes first), waits until all their callers are answered and joins the
+  // dispatcher. Idempotent; safe from several threads at once. Called from a callback on the
+  // dispatcher thread, it only starts the drain (the destructor joins later).
+  void shutdown() noexcept {
+    bool on_dispatcher;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+      on_dispatcher = std::this_thread::get_id() == dispatcher_id_;
+    }
+    ready_.notify_one();
+    if (on_dispatcher) return;  // joining itself would deadlock; the loop drains and exits
+    std::lock_guard<std::mutex> join_lock(join_mutex_);
+    if (dispatcher_.joinable()) {
+      try {
+        dispatcher_.join();
+      } catch (...) {
+        // join() only throws for a thread that cannot be joined; nothing is left to wait for.
+      }
+    }
+  }
+
+  bool is_shut_down() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return stopping_;
+  }
+
+  // Requests queued and not yet dispatched (open window + full batches waiting to run).
+  std::size_t pending() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::size_t n = open_ ? open_->requests : 0;
+    for (const Batch& batch : full_) n += batch.requests;
+    return n;
+  }
+
+  BatcherStats stats() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return stats_;
+  }
+
+  const BatcherOptions& options() const noexcept { return options_; }
+
+ private:
+  using Clock = std::chrono::steady_clock;  // CLOCK_MONOTONIC: windows never jump
+
+  struct Waiter {
+    std::promise<Value> promise;
+    Clock::time_point submitted;
+  };
+
+  // One window's requests. keys[i] is answered to every waiter in waiters[i].
+  struct Batch {
+    std::vector<Key> keys;
+    std::vector<std::vector<Waiter>> waiters;
+    std::unordered_map<Key, std::size_t, KeyHash, KeyEqual> index;  // key -> slot
+    std::size_t requests = 0;
+    Clock::time_point deadline;
+  };
+
+  // The outcome of one slot, collected before anyone is answered (see semantics 5).
+  struct Outcome {
+    std::optional<Value> value;
+    std::exception_ptr error;
+  };
+
+  // Invariant: the loop returns only when stopping_ is set and no batch is queued, both seen
+  // under mutex_; since submit() queues nothing once stopping_ is set, every queued request
+  // has been answered when the dispatcher exits.
+  void dispatch_loop() noexcept {
+    std::unique_lock<std::mutex> lock(mutex_);
+    dispatcher_id_ = std::this_thread::get_id();
+    for (;;) {
+      std::optional<Batch> batch;
+      BatchTrigger trigger = BatchTrigger::full;
+      if (!full_.empty()) {
+        batch.emplace(std::move(full_.front()));
+        full_.pop_front();
+      } else if (open_ && (stopping_ || Clock::now() >= open_->deadline)) {
+        trigger = stopping_ && Clock::now() < open_->deadline ? BatchTrigger::shutdown
+                                                              : BatchTrigger::window;
+        batch.emplace(std::move(*open_));
+        open_.reset();
+      } else if (stopping_) {
+        return;
+      } else if (open_) {
+        ready_.wait_until(lock, open_->deadline);
+        continue;
+      } else {
+        ready_.wait(lock);
+        continue;
+      }
+      lock.unlock();
+      run(std::move(*batch), trigger);
+      lock.lock();
+    }
+  }
+
+  // Runs one batch on the dispatcher thread, without mutex_. Answers every waiter exactly once.
+  void run(Batch batch, BatchTrigger trigger) noexcept {
+    try {
+      run_unguarded(batch, trigger);
+    } catch (...) {
+      // Only allocation failures reach here. Promises already satisfied refuse the second
+      // answer (future_error), which is ignored: every other caller learns of the failure.
+      const std::exception_ptr error = std::current_exception();
+      for (auto& slot : batch.waiters) {
+        for (Waiter& waiter : slot) {
+          try {
+            waiter.promise.set_exception(error);
+          } catch (...) {
+          }
+        }
+      }
+    }
+  }
+
+  void run_unguarded(Batch& batch, BatchTrigger trigger) {
+    const Clock::time_point dispatched = Clock::now();
+    BatchReport report;
+    report.trigger = trigger;
+    report.keys = batch.keys.size();
+    report.requests = batch.requests;
+    for (const auto& slot : batch.waiters) {
+      for (const Waiter& waiter : slot) report.wait += dispatched - waiter.submitted;
+    }
+
+    std::vector<Outcome> outcomes(batch.keys.size());
+    try {
+      std::vector<Value> values = batch_function_(batch.keys);
+      report.returned = values.size();
+      if (values.size() == batch.keys.size()) {
+        for (std::size_t i = 0; i < values.size(); ++i) outcomes[i].value.emplace(std::move(values[i]));
+      } else {
+        report.failed = true;
+      }
+    } catch (...) {
+      report.failed = true;
+      report.error = std::current_exception();
+    }
+    if (report.failed) {
+      for (std::size_t i = 0; i < batch.keys.size(); ++i) {
+        try {
+          outcomes[i].value.emplace(single_function_(batch.keys[i]));
+        } catch (...) {
+          outcomes[i].error = std::current_exception();
+          report.fallback_errors += batch.waiters[i].size();
+        }
+        report.fallbacks += batch.waiters[i].size();
+      }
+    }
+    report.run = Clock::now() - dispatched;
+
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      ++stats_.batches;
+      stats_.batched_keys += report.keys;
+      if (!report.failed) stats_.batched_requests += report.requests;
+      if (report.requests >= 2) stats_.joined += report.requests;
+      if (report.failed) ++stats_.failures;
+      stats_.fallbacks += report.fallbacks;
+      stats_.fallback_errors += report.fallback_errors;
+      stats_.wait_ns += static_cast<std::uint64_t>(report.wait.count());
+      if (report.requests > stats_.largest_batch) stats_.largest_batch = report.requests;
+    }
+    if (observer_) {
+      try {
+        observer_(report);
+      } catch (...) {
+        // An observer only records; its failure must not cost the callers their answers.
+      }
+    }
+
+    for (std::size_t i = 0; i < batch.keys.size(); ++i) {
+      std::vector<Waiter>& slot = batch.waiters[i];
+      Outcome& outcome = outcomes[i];
+      for (std::size_t w = 0; w < slot.size(); ++w) {
+        std::promise<Value>& promise = slot[w].promise;
+        if (!outcome.value) {
+          promise.set_exception(outcome.error);
+          continue;
+        }
+        try {
+          if (w + 1 == slot.size()) {
+            promise.set_value(std::move(*outcome.value));  // the last waiter takes the original
+          } else {
+            promise.set_value(*outcome.value);
+          }
+        } catch (...) {
+          promise.set_exception(std::current_exception());  // Value's copy threw
+        }
+      }
+    }
+  }
+
+  // Immutable after construction; called only outside mutex_.
+  const BatchFunction batch_function_;
+  const SingleFunction single_function_;
+  const Observer observer_;
+  const BatcherOptions options_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable ready_;  // a window opened, a batch filled, or shutdown began
+  std::optional<Batch> open_ PIPECACHE_GUARDED_BY(mutex_);  // the window accepting requests
+  std::deque<Batch> full_ PIPECACHE_GUARDED_BY(mutex_);     // full batches, oldest first
+  bool stopping_ PIPECACHE_GUARDED_BY(mutex_) = false;
+  BatcherStats stats_ PIPECACHE_GUARDED_BY(mutex_);
+  std::thread::id dispatcher_id_ PIPECACHE_GUARDED_BY(mutex_);
+
+  std::mutex join_mutex_;
+  std::thread dispatcher_ PIPECACHE_GUARDED_BY(join_mutex_);  // last: starts after the rest
+};
+
+}  // namespace pipecache
