@@ -1,0 +1,204 @@
+// The request pipeline: get-or-compute on the shared cache, for the worker processes of a
+// prefork server.
+//
+//   Pipeline p(PipelineConfig::from_environment());
+//   std::string body = p.process_request("events_by_range", {{"from", a}, {"to", b}},
+//                                        [&] { return render_events(a, b); });
+//
+// process_request answers from the shared segment when it can; on a miss exactly one process
+// (of all that ask for the key at once) runs its handler while the others wait for its value
+// (a lease in the segment; a dead or late holder is replaced). Within a type's stale window an
+// expired value is served at once while one process refreshes it. Per-type policies set the
+// TTL, stale window, de-duplication, batching and invalidation triggers.
+//
+// The cache never makes a request fail: when the segment cannot be opened or created, is
+// corrupt, full, or a value is too large, the handler's result is returned directly, the cause
+// is counted (process-local, and in the segment's namespace counters when it works) and logged
+// once per cause to stderr.
+//
+// Errors: the constructor throws pipecache::Error only for an invalid configuration, never for
+// the segment's state. process_request throws only what the handler throws.
+//
+// Thread-safety: every member function may be called from many threads at once.
+#pragma once
+
+#include <pipecache/cache.hpp>
+#include <pipecache/keys.hpp>
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pipecache {
+
+struct PipelineConfig {
+  std::string segment_name = "default";
+  bool enable_response_caching = true;
+  std::chrono::milliseconds cache_ttl = std::chrono::seconds(300);  // types without a policy
+  std::size_t cache_max_size = 1000;     // entries; 0 = only the memory limit
+  std::size_t cache_memory_limit_mb = 50;
+  bool enable_request_batching = true;
+  std::size_t batch_size = 10;
+  std::chrono::milliseconds batch_timeout{50};
+  bool enable_request_deduplication = true;
+
+  // Additions beyond the design's variables.
+  // A lease older than this is taken over even if its holder lives (a hung handler).
+  std::chrono::milliseconds lease_time = std::chrono::seconds(10);
+  // A waiter never waits longer than this for another process's value; it then computes.
+  std::chrono::milliseconds dedup_max_wait = std::chrono::seconds(15);
+  std::chrono::milliseconds default_stale_for{0};  // types without a policy
+  std::size_t max_key_length = 250;                // longer keys are hashed (keys.hpp)
+
+  // Reads PIPECACHE_<NAME> for each field, or the design's unprefixed name when the prefixed
+  // one is absent (PIPECACHE_NAME, PIPECACHE_ENABLE_RESPONSE_CACHING / ENABLE_RESPONSE_CACHING,
+  // CACHE_TTL_SECONDS, CACHE_MAX_SIZE, CACHE_MEMORY_LIMIT_MB, ENABLE_REQUEST_BATCHING,
+  // BATCH_SIZE, BATCH_TIMEOUT_MS, ENABLE_REQUEST_DEDUPLICATION; prefixed only:
+  // PIPECACHE_LEASE_TIME, PIPECACHE_DEDUP_MAX_WAIT, PIPECACHE_STALE_FOR,
+  // PIPECACHE_MAX_KEY_LENGTH). Absent variables keep the defaults above. A malformed or
+  // out-of-range value (an empty one included) throws Error naming the variable and value.
+  static PipelineConfig from_environment();
+  // Throws Error naming the field when the configuration cannot work.
+  void validate() const;
+};
+
+struct RequestPolicy {
+  std::chrono::milliseconds ttl{0};        // fresh for this long; 0 = never expires
+  std::chrono::milliseconds stale_for{0};  // then served stale while one process refreshes
+  bool deduplicate = true;
+  bool batch_eligible = false;
+  std::vector<std::string> invalidation_triggers;  // change types that invalidate this type
+  // Additions. Keys carry the start of the current bucket of this length (0 = none).
+  std::chrono::seconds time_bucket{0};
+};
+
+// Why a request was answered without the cache (see the header comment).
+enum class FallbackCause : unsigned {
+  caching_disabled,     // enable_response_caching = false
+  segment_unavailable,  // could not open or create the segment (missing room, corrupt, ...)
+  store_error,          // a cache operation failed (corruption found at run time, ...)
+  value_too_large,      // the value does not fit in one entry
+  store_full,           // the store dropped the write (no room could be made)
+  lease_unavailable,    // no room for a lease marker: computed without de-duplication
+  dedup_wait_timeout,   // waited dedup_max_wait for another process: computed directly
+  count_
+};
+inline constexpr unsigned kFallbackCauses = static_cast<unsigned>(FallbackCause::count_);
+std::string_view fallback_cause_name(FallbackCause cause) noexcept;
+
+struct LatencySummary {
+  std::uint64_t count = 0;
+  double mean_ns = 0;
+  double p50_ns = 0;
+  double p99_ns = 0;
+};
+
+// Figures of one request type, summed over every process (read from the segment).
+struct RequestTypeStats {
+  std::string request_type;
+  std::uint64_t generation = 0;
+  std::uint64_t entries = 0;
+  std::uint64_t requests = 0;
+  std::uint64_t hits = 0;
+  std::uint64_t misses = 0;
+  std::uint64_t stale_served = 0;
+  std::uint64_t computes = 0;
+  std::uint64_t compute_failures = 0;
+  std::uint64_t dedup_waits = 0;
+  std::uint64_t lease_takeovers = 0;
+  std::uint64_t fallbacks = 0;
+  LatencySummary hit_time;
+  LatencySummary compute_time;
+  // (hits + stale_served) / requests; 0 when there were no requests.
+  double hit_ratio() const noexcept;
+};
+
+struct PipelineStats {
+  std::string segment_name;
+  bool cache_available = false;  // the segment is open (false: every request falls back)
+  std::vector<RequestTypeStats> types;  // empty when the segment is not available
+  std::optional<Stats> store;           // the store's own figures, when available
+  // This process only, by cause (the segment's per-type `fallbacks` sum all processes).
+  std::array<std::uint64_t, kFallbackCauses> local_fallbacks{};
+  std::uint64_t local_fallback_total() const noexcept;
+  const RequestTypeStats* type(std::string_view request_type) const noexcept;
+};
+
+class Pipeline {
+ public:
+  using Handler = std::function<std::string()>;
+  // The seam for request batching (issue 5): when set, a batch-eligible type's computation
+  // (the owner of a lease, or a request without de-duplication) goes through the route
+  // instead of calling the handler itself. The route must return the handler's value (or
+  // throw what it throws); it runs with no segment lock held.
+  using BatchRoute = std::function<std::string(std::string_view request_type, const Params& params,
+                                               const Handler& handler)>;
+  // Builds the value of a time-bucketed type for the bucket starting at `bucket`.
+  using BucketHandler = std::function<std::string(std::chrono::system_clock::time_point bucket)>;
+
+  // Opens or creates the segment. Throws Error only when config.validate() does.
+  explicit Pipeline(PipelineConfig config);
+  Pipeline(Pipeline&&) noexcept;
+  Pipeline& operator=(Pipeline&&) noexcept;
+  ~Pipeline();
+
+  std::string process_request(std::string_view request_type, const Params& params,
+                              const Handler& handler);
+
+  void set_policy(std::string request_type, RequestPolicy policy);
+  // The policy process_request applies to the type (the config's default for unknown types).
+  RequestPolicy policy(std::string_view request_type) const;
+
+  // Removes cached answers matching `pattern`; returns how many entries the store dropped.
+  //   "<type>:*"     one namespace, O(1) (generation bump).
+  //   "<prefix>*"    (no ':' in prefix, the design's `whats_next_*`) every request type whose
+  //                  name starts with prefix, O(1) each.
+  //   "<type glob>:*" every request type whose name matches the glob, O(1) each.
+  //   anything else  a scan of the keys (Cache::invalidate).
+  std::size_t invalidate(std::string_view pattern);
+  // Applies the rules for a change (set_invalidation_rule) and every policy whose
+  // invalidation_triggers name it. Seeded rules: data_refresh -> whats_next_*,
+  // events_by_range:*; settings_change -> settings_*, whats_next_*; layout_change and
+  // navigation_change -> whats_next_*.
+  void handle_data_change(std::string_view change_type);
+  // Replaces the patterns invalidated by `change_type` (empty: removes the rule).
+  void set_invalidation_rule(std::string change_type, std::vector<std::string> patterns);
+  std::map<std::string, std::vector<std::string>> invalidation_rules() const;
+
+  // Computes and stores the value ahead of demand (replacing a cached one).
+  void warm(std::string_view request_type, const Params& params, const Handler& handler);
+  // For a time-bucketed type, fills the buckets starting at now + each offset (the design
+  // warms now, +1, +2 and +5 minutes); returns how many values were stored. A type without a
+  // time bucket, or params pinned by debug_time, are warmed once.
+  std::size_t warm_ahead(std::string_view request_type, const Params& params,
+                         const BucketHandler& handler,
+                         const std::vector<std::chrono::minutes>& offsets = {
+                             std::chrono::minutes(0), std::chrono::minutes(1),
+                             std::chrono::minutes(2), std::chrono::minutes(5)});
+
+  // The key process_request would use now.
+  std::string cache_key(std::string_view request_type, const Params& params) const;
+
+  void set_batch_handler(BatchRoute route);
+
+  PipelineStats stats() const;
+  const PipelineConfig& config() const noexcept;
+  bool cache_available() const noexcept;
+  // The underlying cache, or nullptr while falling back (for tools and tests).
+  Cache* cache() noexcept;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace pipecache

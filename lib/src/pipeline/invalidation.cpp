@@ -1,0 +1,55 @@
+#include "pipeline/invalidation.hpp"
+
+#include "util/glob.hpp"
+
+#include <algorithm>
+
+namespace pipecache::detail {
+
+InvalidationPlan plan_invalidation(std::string_view pattern,
+                                   const std::vector<std::string>& namespaces,
+                                   bool namespace_table_full) {
+  InvalidationPlan plan;
+  const GlobPrefix gp = glob_prefix(pattern);
+  const std::size_t first_colon = gp.prefix.find(':');
+
+  // "<type>:*": already the store's O(1) form (it scans by itself for an unknown type).
+  if (gp.prefix_star_only && first_colon != std::string::npos &&
+      first_colon + 1 == gp.prefix.size()) {
+    plan.namespace_globs.emplace_back(pattern);
+    return plan;
+  }
+
+  // Which namespaces the pattern selects, if it is one of the namespace forms.
+  std::vector<std::string> selected;
+  bool namespace_form = false;
+  if (gp.prefix_star_only && first_colon == std::string::npos) {
+    // "<prefix>*": every key of a namespace starting with prefix, and nothing else (keys
+    // always have a namespace: keys.hpp).
+    namespace_form = true;
+    for (const auto& ns : namespaces) {
+      if (ns.compare(0, gp.prefix.size(), gp.prefix) == 0) selected.push_back(ns);
+    }
+  } else if (pattern.size() >= 2 && pattern.substr(pattern.size() - 2) == ":*" &&
+             pattern.substr(0, pattern.size() - 2).find(':') == std::string_view::npos) {
+    // "<type glob>:*": the glob is matched against type names, not across the ':'.
+    namespace_form = true;
+    const std::string_view type_glob = pattern.substr(0, pattern.size() - 2);
+    for (const auto& ns : namespaces) {
+      if (glob_match(type_glob, ns)) selected.push_back(ns);
+    }
+  }
+  if (!namespace_form) {
+    plan.scan = true;
+    return plan;
+  }
+  std::sort(selected.begin(), selected.end());
+  selected.erase(std::unique(selected.begin(), selected.end()), selected.end());
+  for (const auto& ns : selected) plan.namespace_globs.push_back(ns + ":*");
+  // Nothing matched a known namespace, or some namespace may be unregistered: only a scan
+  // can prove every matching key gone.
+  plan.scan = selected.empty() || namespace_table_full;
+  return plan;
+}
+
+}  // namespace pipecache::detail

@@ -1,0 +1,362 @@
+// Pipeline: ties config, policies, keys, get-or-compute, invalidation rules, warming and
+// stats together.
+//
+// Locking (never held while a handler runs, never nested):
+//   open_mu   guards cache_owner and the (re)open attempt; `cache` publishes the opened
+//             Cache with release/acquire and is never reset, so readers need no lock.
+//   rules_mu  guards rules.
+//   route_mu  guards batch_route.
+//   PolicyTable has its own lock (policy.hpp).
+#include <pipecache/pipeline.hpp>
+
+#include "pipeline/envelope.hpp"
+#include "pipeline/fallback.hpp"
+#include "pipeline/get_or_compute.hpp"
+#include "pipeline/invalidation.hpp"
+#include "pipeline/policy.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <set>
+#include <shared_mutex>
+
+namespace pipecache {
+
+using detail::monotonic_ns;
+
+namespace {
+
+// While the segment cannot be opened, one request in this interval tries again (a segment
+// created later, or room freed in /dev/shm, is picked up without a restart).
+constexpr std::int64_t kReopenIntervalNs = 2'000'000'000;
+
+LatencySummary summarize(const Histogram& h) {
+  LatencySummary s;
+  s.count = h.count;
+  s.mean_ns = h.mean_ns();
+  s.p50_ns = h.percentile_ns(0.5);
+  s.p99_ns = h.percentile_ns(0.99);
+  return s;
+}
+
+}  // namespace
+
+struct Pipeline::Impl {
+  explicit Impl(PipelineConfig c) : config(std::move(c)), policies(config) {}
+
+  PipelineConfig config;
+  detail::PolicyTable policies;
+  detail::FallbackLog fallbacks;
+
+  std::mutex open_mu;
+  std::unique_ptr<Cache> cache_owner;  // GUARDED_BY(open_mu); never reset once set
+  std::atomic<Cache*> cache{nullptr};  // published once, release/acquire
+  std::atomic<std::int64_t> next_open_ns{0};
+
+  mutable std::mutex rules_mu;
+  std::map<std::string, std::vector<std::string>, std::less<>> rules;  // GUARDED_BY(rules_mu)
+
+  mutable std::shared_mutex route_mu;
+  BatchRoute batch_route;  // GUARDED_BY(route_mu)
+
+  Options segment_options() const {
+    Options o;
+    o.name = config.segment_name;
+    o.byte_budget = config.cache_memory_limit_mb << 20;
+    o.max_entries = config.cache_max_size;
+    o.default_ttl = config.cache_ttl;
+    return o;
+  }
+
+  // The open cache, or nullptr while falling back (then retries when due).
+  Cache* acquire_cache() noexcept {
+    if (Cache* c = cache.load(std::memory_order_acquire)) return c;
+    if (!config.enable_response_caching) return nullptr;
+    const std::int64_t now = monotonic_ns();
+    if (now < next_open_ns.load(std::memory_order_relaxed)) return nullptr;
+    std::unique_lock lock(open_mu, std::try_to_lock);
+    if (!lock.owns_lock()) return nullptr;  // another thread is trying right now
+    if (Cache* c = cache.load(std::memory_order_acquire)) return c;
+    next_open_ns.store(now + kReopenIntervalNs, std::memory_order_relaxed);
+    try {
+      cache_owner = std::make_unique<Cache>(Cache::open_or_create(segment_options()));
+      cache.store(cache_owner.get(), std::memory_order_release);
+      return cache_owner.get();
+    } catch (const std::exception& e) {
+      fallbacks.log_once(FallbackCause::segment_unavailable,
+                         fmt::format("segment '{}': {}", config.segment_name, e.what()));
+      return nullptr;
+    }
+  }
+
+  static int resolve_namespace(Cache& c, const detail::TypeState& type) noexcept {
+    int id = type.ns_id.load(std::memory_order_relaxed);
+    if (id != detail::kNamespaceUnresolved) return id;
+    try {
+      id = c.namespace_id(escape_request_type(type.request_type));
+    } catch (...) {
+      id = -1;
+    }
+    type.ns_id.store(id, std::memory_order_relaxed);
+    return id;
+  }
+
+  std::string key_for(const detail::TypeState& type, const Params& params, const Cache* c,
+                      std::chrono::system_clock::time_point now) const {
+    KeyOptions options = type.key_options;
+    if (c != nullptr) options.max_length = std::min(options.max_length, c->max_key_size());
+    return make_cache_key(type.request_type, params, now, options);
+  }
+
+  void note_unavailable() noexcept {
+    const FallbackCause cause = config.enable_response_caching
+                                    ? FallbackCause::segment_unavailable
+                                    : FallbackCause::caching_disabled;
+    fallbacks.note(cause,
+                   cause == FallbackCause::caching_disabled
+                       ? "response caching is disabled by configuration"
+                       : "the segment could not be opened",
+                   nullptr, -1);
+  }
+
+  // Namespace names present in the segment; sets `full` when the table has no free slot.
+  static std::vector<std::string> segment_namespaces(Cache& c, bool& full) {
+    std::vector<std::string> names;
+    const Stats st = c.stats();
+    for (const auto& ns : st.namespaces) names.push_back(ns.name);
+    full = false;
+    try {
+      full = names.size() >= c.inspect().namespace_slots;
+    } catch (...) {
+      full = true;  // cannot tell: be correct rather than fast
+    }
+    return names;
+  }
+};
+
+Pipeline::Pipeline(PipelineConfig config) {
+  config.validate();
+  impl_ = std::make_unique<Impl>(std::move(config));
+  for (auto& [change, patterns] : detail::seed_invalidation_rules()) {
+    impl_->rules.emplace(change, std::move(patterns));
+  }
+  if (!impl_->config.enable_response_caching) {
+    impl_->fallbacks.log_once(FallbackCause::caching_disabled,
+                              "response caching is disabled by configuration");
+  }
+  impl_->acquire_cache();
+}
+
+Pipeline::Pipeline(Pipeline&&) noexcept = default;
+Pipeline& Pipeline::operator=(Pipeline&&) noexcept = default;
+Pipeline::~Pipeline() = default;
+
+std::string Pipeline::process_request(std::string_view request_type, const Params& params,
+                                      const Handler& handler) {
+  Impl& m = *impl_;
+  Cache* c = m.acquire_cache();
+  if (c == nullptr) {
+    m.note_unavailable();
+    return handler();
+  }
+  const auto type = m.policies.find(request_type);
+  const int ns = Impl::resolve_namespace(*c, *type);
+  const std::string key = m.key_for(*type, params, c, std::chrono::system_clock::now());
+
+  std::function<std::string()> routed;
+  if (type->batch) {
+    std::shared_lock lock(m.route_mu);
+    if (m.batch_route) {
+      routed = [route = m.batch_route, &type, &params, &handler] {
+        return route(type->request_type, params, handler);
+      };
+    }
+  }
+  const detail::RequestScope scope{*c, ns, *type, key, routed ? routed : handler,
+                                   m.fallbacks, m.config.lease_time, m.config.dedup_max_wait};
+  return detail::get_or_compute(scope);
+}
+
+void Pipeline::set_policy(std::string request_type, RequestPolicy policy) {
+  impl_->policies.set(std::move(request_type), std::move(policy));
+}
+
+RequestPolicy Pipeline::policy(std::string_view request_type) const {
+  return impl_->policies.find(request_type)->policy;
+}
+
+std::size_t Pipeline::invalidate(std::string_view pattern) {
+  Impl& m = *impl_;
+  Cache* c = m.acquire_cache();
+  if (c == nullptr) return 0;  // nothing is cached while the segment is unavailable
+  std::size_t removed = 0;
+  try {
+    bool full = false;
+    const auto namespaces = Impl::segment_namespaces(*c, full);
+    const auto plan = detail::plan_invalidation(pattern, namespaces, full);
+    for (const auto& glob : plan.namespace_globs) removed += c->invalidate(glob);
+    if (plan.scan) removed += c->invalidate(pattern);
+  } catch (const std::exception& e) {
+    m.fallbacks.log_once(FallbackCause::store_error,
+                         fmt::format("invalidate '{}': {}", pattern, e.what()));
+  }
+  return removed;
+}
+
+void Pipeline::handle_data_change(std::string_view change_type) {
+  std::set<std::string> patterns;
+  {
+    std::lock_guard lock(impl_->rules_mu);
+    if (auto it = impl_->rules.find(change_type); it != impl_->rules.end()) {
+      patterns.insert(it->second.begin(), it->second.end());
+    }
+  }
+  for (const auto& state : impl_->policies.all()) {
+    const auto& triggers = state->policy.invalidation_triggers;
+    if (std::find(triggers.begin(), triggers.end(), change_type) != triggers.end()) {
+      patterns.insert(escape_request_type(state->request_type) + ":*");
+    }
+  }
+  for (const auto& p : patterns) invalidate(p);
+}
+
+void Pipeline::set_invalidation_rule(std::string change_type, std::vector<std::string> patterns) {
+  std::lock_guard lock(impl_->rules_mu);
+  if (patterns.empty()) {
+    impl_->rules.erase(change_type);
+  } else {
+    impl_->rules.insert_or_assign(std::move(change_type), std::move(patterns));
+  }
+}
+
+std::map<std::string, std::vector<std::string>> Pipeline::invalidation_rules() const {
+  std::lock_guard lock(impl_->rules_mu);
+  return {impl_->rules.begin(), impl_->rules.end()};
+}
+
+void Pipeline::warm(std::string_view request_type, const Params& params, const Handler& handler) {
+  Impl& m = *impl_;
+  Cache* c = m.acquire_cache();
+  if (c == nullptr) return;  // nowhere to keep the value: computing it would be wasted
+  const auto type = m.policies.find(request_type);
+  const int ns = Impl::resolve_namespace(*c, *type);
+  const std::string key = m.key_for(*type, params, c, std::chrono::system_clock::now());
+  const detail::RequestScope scope{*c, ns, *type, key, handler,
+                                   m.fallbacks, m.config.lease_time, m.config.dedup_max_wait};
+  detail::compute_and_store(scope);
+}
+
+std::size_t Pipeline::warm_ahead(std::string_view request_type, const Params& params,
+                                 const BucketHandler& handler,
+                                 const std::vector<std::chrono::minutes>& offsets) {
+  Impl& m = *impl_;
+  Cache* c = m.acquire_cache();
+  if (c == nullptr) return 0;
+  const auto type = m.policies.find(request_type);
+  const int ns = Impl::resolve_namespace(*c, *type);
+  const auto bucket = type->key_options.time_bucket;
+  const auto sys_now = std::chrono::system_clock::now();
+  const bool pinned = params.count(std::string(kDebugTimeParam)) != 0;
+
+  std::vector<std::chrono::minutes> todo = offsets;
+  if (bucket.count() <= 0 || pinned || todo.empty()) todo = {std::chrono::minutes(0)};
+  std::set<std::string> done;
+  std::size_t stored = 0;
+  for (const auto offset : todo) {
+    const auto at = sys_now + offset;
+    const std::string key = m.key_for(*type, params, c, at);
+    if (!done.insert(key).second) continue;  // two offsets in one bucket
+    const auto start = bucket.count() > 0 ? bucket_start(at, bucket) : sys_now;
+    std::int64_t until = detail::kForever;
+    if (type->policy.ttl.count() > 0) {
+      // Fresh from now until `ttl` after its bucket begins (a future bucket stays until used).
+      const auto lead = std::max<std::chrono::nanoseconds>(start - sys_now, {});
+      until = monotonic_ns() + (lead + type->policy.ttl).count();
+    }
+    const Handler bound = [&handler, start] { return handler(start); };
+    const detail::RequestScope scope{*c, ns, *type, key, bound,
+                                     m.fallbacks, m.config.lease_time, m.config.dedup_max_wait};
+    const std::int64_t t0 = monotonic_ns();
+    const std::string value = bound();  // a throwing handler ends the warming: the caller's
+    c->record(ns, NsCounter::computes);  // to handle, like process_request
+    c->record_time(ns, NsHistogram::compute_time,
+                   static_cast<std::uint64_t>(monotonic_ns() - t0));
+    if (detail::store_payload(scope, value, until)) ++stored;
+  }
+  return stored;
+}
+
+std::string Pipeline::cache_key(std::string_view request_type, const Params& params) const {
+  const auto type = impl_->policies.find(request_type);
+  return impl_->key_for(*type, params, impl_->cache.load(std::memory_order_acquire),
+                        std::chrono::system_clock::now());
+}
+
+void Pipeline::set_batch_handler(BatchRoute route) {
+  std::unique_lock lock(impl_->route_mu);
+  impl_->batch_route = std::move(route);
+}
+
+PipelineStats Pipeline::stats() const {
+  PipelineStats out;
+  out.segment_name = impl_->config.segment_name;
+  out.local_fallbacks = impl_->fallbacks.counts();
+  Cache* c = impl_->cache.load(std::memory_order_acquire);
+  if (c == nullptr) return out;
+  try {
+    Stats st = c->stats();
+    for (const auto& ns : st.namespaces) {
+      RequestTypeStats t;
+      t.request_type = ns.name;
+      t.generation = ns.generation;
+      t.entries = ns.entries;
+      t.requests = ns.counter(NsCounter::requests);
+      t.hits = ns.counter(NsCounter::hits);
+      t.misses = ns.counter(NsCounter::misses);
+      t.stale_served = ns.counter(NsCounter::stale_served);
+      t.computes = ns.counter(NsCounter::computes);
+      t.compute_failures = ns.counter(NsCounter::compute_failures);
+      t.dedup_waits = ns.counter(NsCounter::dedup_waits);
+      t.lease_takeovers = ns.counter(NsCounter::lease_takeovers);
+      t.fallbacks = ns.counter(NsCounter::fallbacks);
+      t.hit_time = summarize(ns.histogram(NsHistogram::hit_time));
+      t.compute_time = summarize(ns.histogram(NsHistogram::compute_time));
+      out.types.push_back(std::move(t));
+    }
+    out.store = std::move(st);
+    out.cache_available = true;
+  } catch (const std::exception& e) {
+    impl_->fallbacks.log_once(FallbackCause::store_error, e.what());
+  }
+  return out;
+}
+
+const PipelineConfig& Pipeline::config() const noexcept { return impl_->config; }
+
+bool Pipeline::cache_available() const noexcept {
+  return impl_->cache.load(std::memory_order_acquire) != nullptr;
+}
+
+Cache* Pipeline::cache() noexcept { return impl_->acquire_cache(); }
+
+double RequestTypeStats::hit_ratio() const noexcept {
+  return requests == 0 ? 0.0 : static_cast<double>(hits + stale_served) / static_cast<double>(requests);
+}
+
+std::uint64_t PipelineStats::local_fallback_total() const noexcept {
+  std::uint64_t sum = 0;
+  for (auto n : local_fallbacks) sum += n;
+  return sum;
+}
+
+const RequestTypeStats* PipelineStats::type(std::string_view request_type) const noexcept {
+  for (const auto& t : types) {
+    if (t.request_type == request_type) return &t;
+  }
+  return nullptr;
+}
+
+}  // namespace pipecache

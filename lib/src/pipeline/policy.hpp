@@ -1,0 +1,69 @@
+// Per-request-type policies and the state the pipeline caches per type.
+//
+// A TypeState is immutable once published (set_policy replaces the whole object), except its
+// namespace id, which is resolved lazily against the open segment. Readers hold a
+// shared_ptr, so a concurrent set_policy never invalidates a state in use.
+//
+// Locking: PolicyTable::mu_ guards states_ (shared for lookups, exclusive for changes).
+#pragma once
+
+#include <pipecache/pipeline.hpp>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace pipecache::detail {
+
+inline constexpr int kNamespaceUnresolved = -2;
+
+struct TypeState {
+  std::string request_type;
+  RequestPolicy policy;
+  bool deduplicate = true;  // policy and config agree
+  bool batch = false;       // policy and config agree
+  KeyOptions key_options;
+  // Namespace id in the open segment; kNamespaceUnresolved until first asked, -1 when the
+  // segment's namespace table is full. Relaxed: any thread resolving it gets the same id.
+  mutable std::atomic<int> ns_id{kNamespaceUnresolved};
+};
+
+// The design's seed policies (DESIGN.md section 4).
+std::vector<std::pair<std::string, RequestPolicy>> seed_policies();
+// The design's seed rules: change type -> patterns for Pipeline::invalidate.
+std::map<std::string, std::vector<std::string>> seed_invalidation_rules();
+
+class PolicyTable {
+ public:
+  explicit PolicyTable(const PipelineConfig& config);
+
+  // The state for the type: its policy, or the config's default policy for unknown types.
+  std::shared_ptr<const TypeState> find(std::string_view request_type) const;
+  void set(std::string request_type, RequestPolicy policy);
+  std::vector<std::shared_ptr<const TypeState>> all() const;
+
+ private:
+  struct Hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept {
+      return std::hash<std::string_view>{}(s);
+    }
+  };
+  std::shared_ptr<TypeState> make_state(std::string request_type, RequestPolicy policy) const;
+
+  // Unknown types get a remembered default state (so their namespace id is resolved once)
+  // up to this many; beyond it, a fresh state per request (a bug upstream, not a leak here).
+  static constexpr std::size_t kMaxRememberedTypes = 4096;
+
+  PipelineConfig config_;
+  mutable std::shared_mutex mu_;
+  mutable std::unordered_map<std::string, std::shared_ptr<TypeState>, Hash, std::equal_to<>>
+      states_;  // GUARDED_BY(mu_)
+};
+
+}  // namespace pipecache::detail
