@@ -1,0 +1,53 @@
+#!/bin/sh
+# invalidate-on-sync.sh — what a calendar sync hook runs when new data has landed: drop the
+# cached responses built from the old data, so the next request of each type recomputes.
+#
+#   invalidate-on-sync.sh [--name SEGMENT] [GLOB...]
+#
+# Default globs: 'whats_next_data:*' 'events_by_range:*' (the request types built from calendar
+# data; "<type>:*" of a registered type is an O(1) generation bump, not a scan). Give globs to
+# invalidate others instead. The segment is --name, else $PIPECACHE_NAME, else "default";
+# $PIPECTL names the pipectl binary (default: pipectl on $PATH).
+#
+# Exit status, chosen so a sync job fails only when stale data could still be served:
+#   0  every glob invalidated, or there is no segment at all (nothing cached, nothing stale)
+#   1  the segment exists but could not be invalidated (corrupt, incompatible): stale
+#      responses may be served until someone acts — the sync job should alert
+#   2  this script was called wrongly, or pipectl rejected the arguments (a bug to fix)
+set -u
+
+pipectl=${PIPECTL:-pipectl}
+name=${PIPECACHE_NAME:-default}
+
+while [ $# -gt 0 ]; do
+  case $1 in
+    --name) [ $# -ge 2 ] || { echo "invalidate-on-sync: --name needs a value" >&2; exit 2; }
+            name=$2; shift 2 ;;
+    --name=*) name=${1#--name=}; shift ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --) shift; break ;;
+    -*) echo "invalidate-on-sync: unknown option $1" >&2; exit 2 ;;
+    *) break ;;
+  esac
+done
+[ $# -gt 0 ] || set -- 'whats_next_data:*' 'events_by_range:*'
+
+status=0
+for glob in "$@"; do
+  removed=$("$pipectl" invalidate --name "$name" -- "$glob")
+  rc=$?
+  case $rc in
+    0) echo "invalidate-on-sync: segment $name: $glob: $removed removed" >&2 ;;
+    2) exit 2 ;;  # pipectl already said what was wrong on stderr
+    3)
+      # pipectl cannot tell "missing" from "corrupt" by its exit code (both are 3), but the
+      # difference matters here: a missing segment holds nothing stale.
+      if [ ! -e "/dev/shm/pipecache.$name" ]; then
+        echo "invalidate-on-sync: segment $name does not exist: nothing to invalidate" >&2
+        exit 0
+      fi
+      status=1 ;;
+    *) status=1 ;;
+  esac
+done
+exit $status

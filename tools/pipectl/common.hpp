@@ -1,0 +1,121 @@
+// pipectl's shared part: how a subcommand parses its arguments, which segment it talks to, and
+// how every failure becomes ONE line on stderr and ONE exit code.
+//
+// Exit codes are a contract with scripts (cron jobs, deploy and sync hooks), so they are decided
+// here and nowhere else:
+//   0  ok
+//   1  not found (get / del of an absent key)
+//   2  usage error (unknown option, malformed size, duration, number or segment name)
+//   3  the segment cannot be used: missing, truncated, foreign, of another layout, failing
+//      verification, already existing (create), or refusing a write (full)
+// A subcommand reports a problem by throwing one of the exceptions below (or by letting a
+// pipecache::Error escape); run_subcommand() is the single place that maps them.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <cxxopts.hpp>
+
+#include <pipecache/cache.hpp>
+
+namespace pipectl {
+
+enum class ExitCode : int { ok = 0, not_found = 1, usage = 2, segment = 3 };
+
+// Wrong invocation: the user can fix the command line.
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// The thing asked for is absent (a key). Not an error of the segment.
+class NotFound : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// The segment exists in a state this command cannot work with.
+class SegmentProblem : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// What a subcommand is run with: the arguments after the subcommand's own name, and the
+// segment name given before it (`pipectl --name X stats`), if any.
+struct Invocation {
+  std::string subcommand;
+  std::vector<std::string> args;
+  std::optional<std::string> global_name;
+};
+
+using SubcommandFn = int (*)(const Invocation&);
+
+struct Subcommand {
+  std::string_view name;
+  std::string_view summary;
+  SubcommandFn run;
+};
+
+// Every subcommand, in the order `pipectl --help` lists them.
+const std::vector<Subcommand>& subcommands();
+
+// Runs `command`, mapping its exceptions to an exit code and one stderr line. Never throws.
+int run_subcommand(const Subcommand& command, const Invocation& invocation);
+
+// The segment name the current subcommand works on, for error messages ("" before it is known).
+const std::string& current_segment();
+
+// A cxxopts parser for one subcommand with the options every subcommand has (--name, --help).
+cxxopts::Options make_parser(std::string_view subcommand, std::string_view summary,
+                             std::string_view positional_help);
+
+// Declares the positional arguments, in order (each a single string; cxxopts would split a
+// vector option on commas, and keys contain commas). Any further positional is a UsageError.
+void add_positional(cxxopts::Options& parser, const std::vector<std::string>& names);
+
+// Parses `invocation.args`. Returns nullopt after printing the help text when --help was given,
+// so the caller just returns 0. Throws UsageError for anything cxxopts rejects and for
+// positional arguments beyond those declared with add_positional.
+std::optional<cxxopts::ParseResult> parse_arguments(cxxopts::Options& parser,
+                                                    const Invocation& invocation);
+
+// --name, else the name before the subcommand, else $PIPECACHE_NAME, else "default" (the
+// library's default name). Validated: a bad name is a UsageError.
+std::string segment_name(const cxxopts::ParseResult& parsed, const Invocation& invocation);
+
+// Opens the segment for the current subcommand; any failure is a SegmentProblem.
+pipecache::Cache open_segment(const std::string& name);
+
+// Argument parsers that turn malformed text into a UsageError naming the option.
+std::uint64_t parse_size_arg(const std::string& text, std::string_view option);
+std::chrono::milliseconds parse_duration_arg(const std::string& text, std::string_view option);
+std::chrono::nanoseconds parse_duration_ns_arg(const std::string& text, std::string_view option);
+std::uint64_t parse_count_arg(const std::string& text, std::string_view option);
+unsigned parse_mode_arg(const std::string& text, std::string_view option);
+
+// Output format chosen with --json / --format; commands that support only some of them say so.
+enum class OutputFormat { text, json, prometheus };
+OutputFormat output_format(const cxxopts::ParseResult& parsed, bool prometheus_allowed);
+void add_format_options(cxxopts::Options& parser, bool prometheus_allowed);
+
+// Names of the per-request-type counters in output (JSON keys, Prometheus metric stems).
+// Indexed by pipecache::NsCounter; the order of that enum is the segment's layout order.
+std::string_view counter_name(pipecache::NsCounter counter);
+
+// Writes bytes to stdout with no translation; throws on a write error (EPIPE counts: a reader
+// that went away is not success for `get`).
+void write_stdout(std::string_view bytes);
+
+// Human-readable helpers for text output.
+std::string percent(double ratio);                       // "97.3%" or "-" when NaN
+double ratio(std::uint64_t part, std::uint64_t whole);    // NaN when whole == 0
+std::string printable(std::string_view bytes);            // escapes control / non-ASCII bytes
+std::string format_unix_ms(std::uint64_t unix_ms);        // "2026-11-27 09:30:01 UTC"
+std::string format_ms(std::chrono::milliseconds d);       // "4m59s", "1.5s", "120ms"
+
+}  // namespace pipectl

@@ -1,0 +1,119 @@
+#include "prometheus.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include <fmt/core.h>
+
+namespace pipectl {
+namespace {
+
+bool name_char(char c, bool first, bool colon_allowed) {
+  bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+               (colon_allowed && c == ':');
+  return alpha || (!first && c >= '0' && c <= '9');
+}
+
+bool valid_name(std::string_view name, bool colon_allowed) {
+  if (name.empty()) return false;
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    if (!name_char(name[i], i == 0, colon_allowed)) return false;
+  }
+  return true;
+}
+
+std::string format_value(double v) {
+  if (std::isnan(v)) return "NaN";
+  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  return fmt::format("{}", v);
+}
+
+}  // namespace
+
+bool PrometheusWriter::valid_metric_name(std::string_view name) { return valid_name(name, true); }
+
+bool PrometheusWriter::valid_label_name(std::string_view name) {
+  // Names starting with "__" are reserved for Prometheus itself.
+  return valid_name(name, false) && name.substr(0, 2) != "__";
+}
+
+void PrometheusWriter::family(std::string_view name, Type type, std::string_view help) {
+  if (!valid_metric_name(name)) {
+    throw std::logic_error(fmt::format("invalid Prometheus metric name '{}'", name));
+  }
+  if (std::find(declared_.begin(), declared_.end(), name) != declared_.end()) {
+    throw std::logic_error(fmt::format("Prometheus family '{}' declared twice", name));
+  }
+  declared_.emplace_back(name);
+  current_ = std::string(name);
+  std::string escaped;
+  for (char c : help) {
+    if (c == '\\') {
+      escaped += "\\\\";
+    } else if (c == '\n') {
+      escaped += "\\n";
+    } else {
+      escaped += c;
+    }
+  }
+  static constexpr std::string_view kTypeNames[] = {"counter", "gauge", "histogram", "summary"};
+  out_ += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, escaped, name,
+                      kTypeNames[static_cast<int>(type)]);
+}
+
+void PrometheusWriter::begin_sample(std::string_view suffix, const Labels& labels,
+                                    std::string_view le) {
+  if (current_.empty()) throw std::logic_error("Prometheus sample before any family");
+  out_ += current_;
+  out_ += suffix;
+  if (labels.empty() && le.empty()) {
+    out_ += ' ';
+    return;
+  }
+  out_ += '{';
+  bool first = true;
+  auto add = [&](std::string_view label, std::string_view value) {
+    if (!valid_label_name(label)) {
+      throw std::logic_error(fmt::format("invalid Prometheus label name '{}'", label));
+    }
+    if (!first) out_ += ',';
+    first = false;
+    out_ += label;
+    out_ += "=\"";
+    for (char c : value) {
+      if (c == '\\') {
+        out_ += "\\\\";
+      } else if (c == '"') {
+        out_ += "\\\"";
+      } else if (c == '\n') {
+        out_ += "\\n";
+      } else {
+        out_ += c;
+      }
+    }
+    out_ += '"';
+  };
+  for (const auto& [label, value] : labels) add(label, value);
+  if (!le.empty()) add("le", le);
+  out_ += "} ";
+}
+
+void PrometheusWriter::sample(std::string_view suffix, const Labels& labels, std::uint64_t value) {
+  begin_sample(suffix, labels, {});
+  out_ += fmt::format("{}\n", value);
+}
+
+void PrometheusWriter::sample(std::string_view suffix, const Labels& labels, double value) {
+  begin_sample(suffix, labels, {});
+  out_ += format_value(value);
+  out_ += '\n';
+}
+
+void PrometheusWriter::bucket(const Labels& labels, double upper_bound, std::uint64_t cumulative) {
+  std::string le = format_value(upper_bound);
+  begin_sample("_bucket", labels, le);
+  out_ += fmt::format("{}\n", cumulative);
+}
+
+}  // namespace pipectl
