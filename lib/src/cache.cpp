@@ -1,0 +1,278 @@
+// The public Cache: a thin facade over segment (mapping), table (store) and stats (slots).
+#include <pthread.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <mutex>
+
+#include <fmt/format.h>
+
+#include <pipecache/cache.hpp>
+
+#include "segment/segment.hpp"
+#include "stats/stats.hpp"
+#include "store/table.hpp"
+#include "util/clock.hpp"
+
+namespace pipecache {
+
+namespace {
+
+// Bumped in every child after fork(): a Cache inherited from the parent must not keep
+// counting into the parent's process slot.
+std::atomic<unsigned> g_fork_epoch{0};
+void on_fork_child() { g_fork_epoch.fetch_add(1, std::memory_order_relaxed); }
+std::once_flag g_atfork_once;
+
+std::uint64_t ttl_ns(std::chrono::milliseconds ttl, std::string_view name) {
+  if (ttl.count() < 0) throw Error(fmt::format("pipecache segment '{}': negative TTL {} ms", name, ttl.count()));
+  return static_cast<std::uint64_t>(ttl.count()) * 1000000ull;
+}
+
+}  // namespace
+
+struct Cache::Impl {
+  std::unique_ptr<detail::Segment> seg;
+  std::unique_ptr<detail::Table> table;
+  std::atomic<unsigned> slot{detail::kNoSlot};
+  std::atomic<unsigned> epoch{0};
+  std::mutex slot_mutex;
+
+  explicit Impl(std::unique_ptr<detail::Segment> s) : seg(std::move(s)), table(std::make_unique<detail::Table>(*seg)) {
+    std::call_once(g_atfork_once, [] { pthread_atfork(nullptr, nullptr, on_fork_child); });
+  }
+  ~Impl() {
+    unsigned sl = slot.load(std::memory_order_relaxed);
+    if (sl != detail::kNoSlot && epoch.load(std::memory_order_relaxed) == g_fork_epoch.load(std::memory_order_relaxed))
+      detail::release_slot(*seg, sl);
+  }
+
+  // The slot is claimed on the first counted operation, so that observers (pipectl stats)
+  // are not counted as attached processes.
+  detail::Counters counters() {
+    unsigned sl = slot.load(std::memory_order_acquire);
+    if (sl != detail::kNoSlot && epoch.load(std::memory_order_relaxed) == g_fork_epoch.load(std::memory_order_relaxed))
+      return seg->slots()[sl].counters;
+    return claim();
+  }
+  detail::Counters claim() {
+    std::lock_guard<std::mutex> g(slot_mutex);
+    unsigned e = g_fork_epoch.load(std::memory_order_relaxed);
+    unsigned sl = slot.load(std::memory_order_relaxed);
+    if (sl == detail::kNoSlot || epoch.load(std::memory_order_relaxed) != e) {
+      sl = detail::claim_slot(*seg);  // after fork: a new slot; the parent keeps its own
+      epoch.store(e, std::memory_order_relaxed);
+      slot.store(sl, std::memory_order_release);
+    }
+    return seg->slots()[sl].counters;
+  }
+  detail::ProcessSlot& process_slot() {
+    counters();
+    return seg->slots()[slot.load(std::memory_order_acquire)];
+  }
+
+  void check_key(std::string_view key) const {
+    if (key.size() > detail::kMaxKeyBytes)
+      throw Error(fmt::format("pipecache segment '{}': key of {} bytes exceeds the maximum of {}", seg->name(),
+                              key.size(), detail::kMaxKeyBytes));
+  }
+  void check_value(std::string_view value) const {
+    if (value.size() > seg->header().max_value_bytes)
+      throw Error(fmt::format("pipecache segment '{}': value of {} bytes exceeds the maximum of {} (budget / 8)",
+                              seg->name(), value.size(), seg->header().max_value_bytes));
+  }
+};
+
+Cache::Cache(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Cache::Cache(Cache&&) noexcept = default;
+Cache& Cache::operator=(Cache&&) noexcept = default;
+Cache::~Cache() = default;
+
+void Cache::validate_name(std::string_view name) {
+  if (name.empty() || name.size() > 64)
+    throw Error(fmt::format("bad segment name '{}': must be 1 to 64 characters", name));
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == '-';
+    if (!ok)
+      throw Error(fmt::format("bad segment name '{}': only letters, digits, '.', '_' and '-' are allowed", name));
+  }
+}
+
+std::string Cache::path_of(std::string_view name) { return detail::Segment::path(name); }
+
+Cache Cache::create(const Options& options) {
+  auto seg = detail::Segment::create(options);
+  if (!seg)
+    throw Error(fmt::format("pipecache segment '{}': already exists ({})", options.name,
+                            detail::Segment::path(options.name)));
+  return Cache(std::make_unique<Impl>(std::move(seg)));
+}
+
+Cache Cache::open(std::string_view name) { return Cache(std::make_unique<Impl>(detail::Segment::open(name))); }
+
+Cache Cache::open_or_create(const Options& options) {
+  // Loser of a creation race opens the winner's segment; the loop also covers a segment
+  // removed between our failed create and our open.
+  for (int attempt = 0;; ++attempt) {
+    if (detail::Segment::exists(options.name) || attempt > 0) {
+      try {
+        return open(options.name);
+      } catch (const Error&) {
+        if (detail::Segment::exists(options.name) || attempt >= 3) throw;
+      }
+    }
+    if (auto seg = detail::Segment::create(options)) return Cache(std::make_unique<Impl>(std::move(seg)));
+  }
+}
+
+bool Cache::remove(std::string_view name) { return detail::Segment::remove(name); }
+bool Cache::exists(std::string_view name) { return detail::Segment::exists(name); }
+
+std::optional<std::string> Cache::get(std::string_view key) {
+  std::string out;
+  if (!get(key, out)) return std::nullopt;
+  return out;
+}
+
+bool Cache::get(std::string_view key, std::string& out) {
+  std::uint16_t flags;
+  return get(key, out, flags);
+}
+
+bool Cache::get(std::string_view key, std::string& out, std::uint16_t& flags) {
+  auto c = impl_->counters();
+  if (key.size() > detail::kMaxKeyBytes) {
+    detail::count(c, detail::StoreCounter::misses);
+    return false;
+  }
+  return impl_->table->get(key, impl_->table->hash(key), out, &flags, c);
+}
+
+bool Cache::visit(std::string_view key, const std::function<void(std::string_view)>& reader) {
+  auto c = impl_->counters();
+  if (key.size() > detail::kMaxKeyBytes) return false;
+  return impl_->table->visit(key, impl_->table->hash(key), reader, c);
+}
+
+void Cache::put(std::string_view key, std::string_view value) {
+  put(key, value,
+      std::chrono::milliseconds(impl_->seg->header().default_ttl_ns / 1000000ull), 0);
+}
+
+void Cache::put(std::string_view key, std::string_view value, std::chrono::milliseconds ttl) {
+  put(key, value, ttl, 0);
+}
+
+bool Cache::put(std::string_view key, std::string_view value, std::chrono::milliseconds ttl, std::uint16_t flags) {
+  impl_->check_key(key);
+  impl_->check_value(value);
+  std::uint64_t t = ttl_ns(ttl, impl_->seg->name());
+  return impl_->table->put(key, impl_->table->hash(key), value, t, flags, impl_->counters());
+}
+
+bool Cache::erase(std::string_view key) {
+  if (key.size() > detail::kMaxKeyBytes) return false;
+  return impl_->table->erase(key, impl_->table->hash(key), impl_->counters());
+}
+
+std::size_t Cache::invalidate(std::string_view glob) { return impl_->table->invalidate(glob, impl_->counters()); }
+void Cache::clear() { impl_->table->clear(impl_->counters()); }
+std::size_t Cache::purge() { return impl_->table->purge(impl_->counters()); }
+
+LeaseResult Cache::try_lease(std::string_view key, std::chrono::milliseconds lease_time) {
+  impl_->check_key(key);
+  std::uint64_t t = ttl_ns(lease_time, impl_->seg->name());
+  return impl_->table->try_lease(key, impl_->table->hash(key), t, impl_->counters());
+}
+
+bool Cache::publish(std::string_view key, std::string_view value, std::chrono::milliseconds ttl, std::uint16_t flags,
+                    std::uint64_t token) {
+  impl_->check_key(key);
+  impl_->check_value(value);
+  std::uint64_t t = ttl_ns(ttl, impl_->seg->name());
+  return impl_->table->publish(key, impl_->table->hash(key), value, t, flags, token, impl_->counters());
+}
+
+void Cache::release_lease(std::string_view key, std::uint64_t token) {
+  if (key.size() > detail::kMaxKeyBytes) return;
+  impl_->table->release_lease(key, impl_->table->hash(key), token, impl_->counters());
+}
+
+std::uint32_t Cache::lease_wake_seq(std::string_view key) const noexcept {
+  return impl_->table->lease_wake_seq(impl_->table->hash(key));
+}
+
+void Cache::wait_lease(std::string_view key, std::uint32_t seen_seq, std::chrono::nanoseconds timeout) const noexcept {
+  if (timeout.count() <= 0) return;
+  impl_->table->wait_lease(impl_->table->hash(key), seen_seq, static_cast<std::uint64_t>(timeout.count()));
+}
+
+Stats Cache::stats() const { return detail::collect_stats(*impl_->seg); }
+
+std::vector<KeyInfo> Cache::keys(std::string_view glob, std::size_t limit) const {
+  return impl_->table->keys(glob, limit, impl_->seg->slots()[detail::kOverflowSlot].counters);
+}
+
+SegmentInfo Cache::inspect() const {
+  const detail::Segment& seg = *impl_->seg;
+  const detail::Header& h = seg.header();
+  SegmentInfo info;
+  info.name = seg.name();
+  info.path = detail::Segment::path(seg.name());
+  info.layout_version = h.layout_version;
+  info.fingerprint = h.fingerprint;
+  info.segment_bytes = h.total_bytes;
+  info.arena_bytes = h.arena_bytes;
+  info.byte_budget = h.byte_budget;
+  info.max_entries = h.max_entries;
+  info.stripes = h.stripes;
+  info.buckets = std::uint64_t{h.stripes} * h.buckets_per_stripe;
+  info.default_ttl = std::chrono::milliseconds(h.default_ttl_ns / 1000000ull);
+  info.permissions = h.permissions;
+  info.created_unix_ms = h.created_unix_ms;
+  for (unsigned i = 0; i < h.stripes; ++i)
+    info.entries_per_stripe.push_back(seg.stripes()[i].entries.load(std::memory_order_relaxed));
+  info.free_blocks = h.arena.free_blocks.load(std::memory_order_relaxed);
+  info.free_bytes = h.arena.free_bytes.load(std::memory_order_relaxed);
+  detail::Arena arena(seg.header(), seg.arena(), seg.visited(), seg.namespaces());
+  info.largest_free_block = arena.largest_free_units() * detail::kUnit;
+  info.used_blocks = h.arena.entries.load(std::memory_order_relaxed);
+  info.bytes_used = h.arena.bytes_used.load(std::memory_order_relaxed);
+  info.processes = detail::collect_processes(*impl_->seg);
+  info.process_slots = detail::kMaxProcessSlots;
+  info.namespace_slots = detail::kMaxNamespaces;
+  return info;
+}
+
+VerifyReport Cache::verify() const {
+  return impl_->table->verify(impl_->seg->slots()[detail::kOverflowSlot].counters);
+}
+
+int Cache::namespace_id(std::string_view request_type) { return impl_->table->namespace_id(request_type, true); }
+
+void Cache::record(int ns, NsCounter counter, std::uint64_t delta) noexcept {
+  if (ns < 0 || ns >= static_cast<int>(detail::kMaxNamespaces)) return;
+  try {
+    impl_->process_slot().ns[ns].counters[static_cast<unsigned>(counter)].fetch_add(delta, std::memory_order_relaxed);
+  } catch (...) {
+  }
+}
+
+void Cache::record_time(int ns, NsHistogram histogram, std::uint64_t ns_elapsed) noexcept {
+  if (ns < 0 || ns >= static_cast<int>(detail::kMaxNamespaces)) return;
+  try {
+    auto& m = impl_->process_slot().ns[ns];
+    unsigned h = static_cast<unsigned>(histogram);
+    m.hist[h][Histogram::bucket_for(ns_elapsed)].fetch_add(1, std::memory_order_relaxed);
+    m.hist_count[h].fetch_add(1, std::memory_order_relaxed);
+    m.hist_sum[h].fetch_add(ns_elapsed, std::memory_order_relaxed);
+  } catch (...) {
+  }
+}
+
+const std::string& Cache::name() const noexcept { return impl_->seg->name(); }
+std::size_t Cache::max_value_size() const noexcept { return impl_->seg->header().max_value_bytes; }
+std::size_t Cache::max_key_size() const noexcept { return detail::kMaxKeyBytes; }
+
+}  // namespace pipecache

@@ -1,0 +1,55 @@
+#include "lock/robust_mutex.hpp"
+
+#include <errno.h>
+#include <time.h>
+
+#include <cstring>
+
+#include <pipecache/cache.hpp>
+
+namespace pipecache::detail {
+
+void init_robust_mutex(RobustMutex& m) {
+  std::memset(&m, 0, sizeof m);
+  pthread_mutexattr_t attr;
+  if (pthread_mutexattr_init(&attr) != 0) throw Error("pthread_mutexattr_init failed");
+  bool ok = pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED) == 0 &&
+            pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST) == 0 &&
+            pthread_mutex_init(&m.native, &attr) == 0;
+  pthread_mutexattr_destroy(&attr);
+  if (!ok) throw Error("cannot initialise a process-shared robust mutex");
+}
+
+namespace {
+LockResult classify(int rc) noexcept {
+  switch (rc) {
+    case 0: return LockResult::ok;
+    case EOWNERDEAD: return LockResult::owner_died;
+    case ETIMEDOUT:
+    case EBUSY: return LockResult::timeout;
+    default: return LockResult::failed;  // ENOTRECOVERABLE, EINVAL (corrupt), EDEADLK
+  }
+}
+}  // namespace
+
+LockResult lock_robust(RobustMutex& m, std::uint64_t timeout_ns) noexcept {
+  // Fast path: uncontended lock without reading the clock.
+  int rc = pthread_mutex_trylock(&m.native);
+  if (rc != EBUSY) return classify(rc);
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  std::uint64_t ns = static_cast<std::uint64_t>(ts.tv_nsec) + timeout_ns;
+  ts.tv_sec += static_cast<time_t>(ns / 1000000000ull);
+  ts.tv_nsec = static_cast<long>(ns % 1000000000ull);
+  return classify(pthread_mutex_clocklock(&m.native, CLOCK_MONOTONIC, &ts));
+}
+
+LockResult try_lock_robust(RobustMutex& m) noexcept {
+  return classify(pthread_mutex_trylock(&m.native));
+}
+
+void mark_consistent(RobustMutex& m) noexcept { pthread_mutex_consistent(&m.native); }
+
+void unlock_robust(RobustMutex& m) noexcept { pthread_mutex_unlock(&m.native); }
+
+}  // namespace pipecache::detail

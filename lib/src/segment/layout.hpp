@@ -1,0 +1,259 @@
+// The segment layout: this file IS the file format of /dev/shm/pipecache.<name>.
+//
+//   offset 0          Header            magic, version, fingerprint, config, offsets, arena state
+//   slots_off         ProcessSlot[kMaxProcessSlots + 2]   per-process counters (+ retired, overflow)
+//   namespaces_off    Namespace[kMaxNamespaces]           request types: name, generation
+//   stripes_off       Stripe[stripes]                     robust mutex, seqlock, lease futex word
+//   buckets_off       atomic<u32>[stripes * buckets_per_stripe]   chain heads (arena units)
+//   visited_off       atomic<u64>[arena_units / 64]      SIEVE visited bits, one per arena unit
+//   arena_off         arena_bytes of blocks (entries and free blocks), 8-byte units
+//
+// Rules (STYLE.md): offsets, never pointers; no virtuals and no std containers here; every
+// atomic is_always_lock_free; a change to any struct below changes kLayoutFingerprint, and a
+// deliberate change bumps kLayoutVersion and the golden test (tests/store/golden_test.cpp).
+//
+// Lock order, stated once for the whole library:
+//   stripe locks (ascending index when more than one is held to block) -> arena lock
+//   -> registry lock. A stripe lock is only ever *try*-locked while the arena lock is held
+//   (eviction of another stripe's entry), so the order cannot invert into a deadlock.
+#pragma once
+
+#include <pthread.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+#include <pipecache/cache.hpp>
+
+namespace pipecache::detail {
+
+inline constexpr char kMagic[8] = {'P', 'I', 'P', 'E', 'C', 'A', 'C', 'H'};
+inline constexpr std::uint32_t kLayoutVersion = 1;
+inline constexpr std::size_t kCacheLine = 64;
+inline constexpr unsigned kMaxProcessSlots = 64;  // more attached processes share kOverflowSlot
+inline constexpr unsigned kRetiredSlot = kMaxProcessSlots;       // counters of detached processes
+inline constexpr unsigned kOverflowSlot = kMaxProcessSlots + 1;  // shared by slot-less processes
+inline constexpr unsigned kAllSlots = kMaxProcessSlots + 2;
+inline constexpr unsigned kMaxNamespaces = 32;  // id 0 = keys without a registered prefix
+inline constexpr unsigned kMaxNamespaceName = 39;
+inline constexpr std::size_t kUnit = 8;  // arena allocation unit; offsets are in units
+inline constexpr unsigned kBins = 128;   // segregated free lists: 4 per power of two
+inline constexpr std::size_t kMaxKeyBytes = 4096;
+
+template <typename T>
+inline constexpr bool kShared = std::atomic<T>::is_always_lock_free;
+static_assert(kShared<std::uint32_t> && kShared<std::uint64_t> && kShared<std::int64_t> &&
+              kShared<std::uint8_t>);
+
+// A pthread mutex built in place by the creator: PTHREAD_PROCESS_SHARED + PTHREAD_MUTEX_ROBUST.
+struct RobustMutex {
+  pthread_mutex_t native;
+};
+
+// Store counters kept per process slot; summed by Cache::stats().
+enum class StoreCounter : unsigned {
+  hits,
+  misses,
+  inserts,
+  updates,
+  evictions,
+  expirations,
+  invalidations,
+  put_failures,
+  lock_recoveries,
+  count_
+};
+inline constexpr unsigned kStoreCounters = static_cast<unsigned>(StoreCounter::count_);
+
+struct NsMetrics {
+  std::atomic<std::uint64_t> counters[kNsCounters];
+  std::atomic<std::uint64_t> hist[kNsHistograms][Histogram::kBuckets];
+  std::atomic<std::uint64_t> hist_count[kNsHistograms];
+  std::atomic<std::uint64_t> hist_sum[kNsHistograms];
+};
+
+// One per attached process, on its own cache lines: "only ever written by one process" (its
+// threads use relaxed fetch_add). pid is claimed/released under the registry lock.
+struct alignas(kCacheLine) ProcessSlot {
+  std::atomic<std::int64_t> pid;  // 0 = free
+  std::atomic<std::uint64_t> attached_unix_ms;
+  alignas(kCacheLine) std::atomic<std::uint64_t> counters[kStoreCounters];
+  alignas(kCacheLine) NsMetrics ns[kMaxNamespaces];
+};
+
+// A request type. name/name_len are written once, under the registry lock, before state is
+// released as kNsReady; readers acquire state. generation is bumped by an O(1) invalidation,
+// under the arena lock, which also owns entries/live (own cache line: written on every
+// insert/free; recomputed by arena recovery):
+//   entries = used blocks of this namespace (any generation),
+//   live    = those whose Entry::ns_generation == (u32)generation — what an invalidation of
+//             "<name>:*" removes, so the count it reports is exact.
+// An entry's generation is stamped by Arena::alloc under the same lock, so that stamp, live
+// and the bump can never disagree.
+inline constexpr std::uint32_t kNsFree = 0;
+inline constexpr std::uint32_t kNsReady = 1;
+struct alignas(kCacheLine) Namespace {
+  std::atomic<std::uint32_t> state;
+  std::uint32_t name_len;
+  std::atomic<std::uint64_t> generation;
+  char name[kMaxNamespaceName + 1];
+  alignas(kCacheLine) std::atomic<std::uint64_t> entries;
+  std::atomic<std::uint64_t> live;
+};
+
+// One lock stripe of the index.
+//  - mutex guards the stripe's buckets, the chain links and fields of its entries, dirty,
+//    entries, and writes of seq.
+//  - seq: seqlock. Odd while a holder changes what readers can reach (links, unlinks).
+//    Readers: load seq (acquire), copy, fence(acquire), reload seq; retry if it moved or was
+//    odd; after kOptimisticTries they take the mutex (so a seq left odd by a dead writer
+//    costs one lock, never a spin).
+//  - dirty: 1 from the holder's first mutation until its last; a lock found EOWNERDEAD with
+//    dirty set (or seq odd) means the holder died mid-change: the stripe is dropped.
+//  - lease_wake: futex word (shared, not private), bumped when a lease of this stripe resolves.
+struct alignas(kCacheLine) Stripe {
+  RobustMutex mutex;
+  std::atomic<std::uint32_t> seq;
+  std::atomic<std::uint32_t> dirty;
+  std::atomic<std::uint64_t> entries;
+  alignas(kCacheLine) std::atomic<std::uint32_t> lease_wake;
+};
+
+// Arena state, all guarded by arena_lock (racy relaxed reads by stats are fine: they are
+// figures, not decisions). Recomputed from a linear walk of the blocks by arena recovery.
+struct alignas(kCacheLine) ArenaState {
+  RobustMutex lock;
+  std::atomic<std::uint64_t> bytes_used;   // sum of used block sizes (entries' accounted size)
+  std::atomic<std::uint64_t> entries;      // used blocks (values and lease markers)
+  std::atomic<std::uint64_t> free_bytes;
+  std::atomic<std::uint64_t> free_blocks;
+  std::uint32_t fifo_newest;  // SIEVE queue (units; 0 = none): newest end
+  std::uint32_t fifo_oldest;  // oldest end
+  std::uint32_t hand;         // SIEVE hand: next candidate, walks oldest -> newest
+  std::uint32_t pad0;
+  std::uint64_t bin_map[kBins / 64];   // bit b set <=> bin b non-empty
+  std::uint32_t bin_head[kBins];       // first free block of each bin (units)
+  std::atomic<std::uint64_t> bin_bytes[kBins];  // free bytes per bin (fragmentation figure)
+};
+
+inline constexpr std::uint32_t kInitReady = 0x52454459;  // "READY"
+inline constexpr std::uint32_t kCorruptFlag = 1;
+
+struct alignas(kCacheLine) Header {
+  char magic[8];
+  std::uint32_t layout_version;
+  std::uint32_t header_bytes;
+  std::uint64_t fingerprint;
+  std::uint64_t total_bytes;
+  // Configuration, fixed at creation.
+  std::uint64_t byte_budget;
+  std::uint64_t max_entries;  // 0 = no limit
+  std::uint64_t default_ttl_ns;
+  std::uint64_t max_value_bytes;
+  std::uint64_t max_key_bytes;
+  std::uint32_t stripes;
+  std::uint32_t stripe_shift;  // stripe = hash >> stripe_shift
+  std::uint64_t buckets_per_stripe;
+  std::uint32_t permissions;
+  std::uint32_t creator_pid;
+  std::uint64_t created_unix_ms;
+  std::uint64_t created_mono_ns;
+  // Where things are (bytes from the segment start).
+  std::uint64_t slots_off;
+  std::uint64_t namespaces_off;
+  std::uint64_t stripes_off;
+  std::uint64_t buckets_off;
+  std::uint64_t visited_off;
+  std::uint64_t arena_off;
+  std::uint64_t arena_bytes;
+  std::atomic<std::uint32_t> init_state;  // kInitReady once published under the final name
+  std::atomic<std::uint32_t> corrupt;     // set when a structural violation is met
+  alignas(kCacheLine) RobustMutex registry_lock;  // slots, namespace registration, retired sums
+  alignas(kCacheLine) ArenaState arena;
+};
+
+// Entry = a used arena block. 48 bytes of header, then key bytes, then value bytes, rounded up
+// to 8. A free block reuses word0 and the two u32 after it as free-list links, and repeats its
+// size in its last 4 bytes (footer) for backward coalescing.
+//
+// word0 (one 8-byte store changes size, state and owner together, so the chain of block
+// sizes that arena recovery walks is valid at every instant):
+//   bits  0..31 size in units     bits 32..39 block flags
+//   bits 40..47 namespace id      bits 48..63 owner stripe
+struct Entry {
+  std::uint64_t word0;                   // [arena lock]
+  std::uint64_t expiry_ns;               // CLOCK_MONOTONIC_COARSE ns; 0 = never
+  std::uint32_t hash_tag;                // bits 24..55 of the key hash (a filter before memcmp)
+  std::atomic<std::uint32_t> chain_next; // [stripe lock] next in the bucket chain (units)
+  std::uint32_t fifo_newer;              // [arena lock] SIEVE queue links (units)
+  std::uint32_t fifo_older;
+  std::uint32_t value_len;
+  std::uint16_t key_len;
+  std::uint16_t flags;                   // kEntryLease | user flags (kUserFlagsMask)
+  std::uint32_t ns_generation;           // [arena lock] namespace generation at allocation
+  std::uint32_t created_s;               // seconds since segment creation (monotonic)
+};
+inline constexpr std::size_t kEntryHeader = 48;
+static_assert(sizeof(Entry) == kEntryHeader);
+static_assert(offsetof(Entry, chain_next) == 20);
+static_assert(kShared<std::uint32_t>);
+
+inline constexpr std::uint64_t kBlockFree = 1;      // block flags (word0 bits 32..39)
+inline constexpr std::uint64_t kBlockPrevFree = 2;  // the block just before this one is free
+inline constexpr std::uint16_t kEntryLease = 0x8000;
+inline constexpr std::uint32_t kMinBlockUnits = kEntryHeader / kUnit;  // 6
+
+inline constexpr std::uint32_t word0_size(std::uint64_t w) { return static_cast<std::uint32_t>(w); }
+inline constexpr std::uint64_t word0_flags(std::uint64_t w) { return (w >> 32) & 0xff; }
+inline constexpr unsigned word0_ns(std::uint64_t w) { return static_cast<unsigned>((w >> 40) & 0xff); }
+inline constexpr unsigned word0_stripe(std::uint64_t w) { return static_cast<unsigned>(w >> 48); }
+inline constexpr std::uint64_t make_word0(std::uint32_t size, std::uint64_t flags, unsigned ns,
+                                          unsigned stripe) {
+  return std::uint64_t{size} | (flags << 32) | (std::uint64_t{ns} << 40) |
+         (std::uint64_t{stripe} << 48);
+}
+
+// Free block: links in the bytes after word0.
+struct FreeBlock {
+  std::uint64_t word0;
+  std::uint32_t bin_next;
+  std::uint32_t bin_prev;
+};
+
+// Lease marker value (entry flag kEntryLease, same key as the value it guards).
+struct LeaseRecord {
+  std::int64_t pid;
+  std::uint64_t token;
+  std::uint64_t deadline_ns;  // CLOCK_MONOTONIC
+};
+
+// Changes whenever a shared struct's size or a field's offset changes.
+constexpr std::uint64_t layout_fingerprint() {
+  std::uint64_t h = 1469598103934665603ull;
+  auto mix = [&h](std::uint64_t v) { h = (h ^ v) * 1099511628211ull; };
+  mix(sizeof(Header));
+  mix(offsetof(Header, arena));
+  mix(sizeof(ArenaState));
+  mix(sizeof(ProcessSlot));
+  mix(offsetof(ProcessSlot, ns));
+  mix(sizeof(NsMetrics));
+  mix(sizeof(Namespace));
+  mix(sizeof(Stripe));
+  mix(offsetof(Stripe, lease_wake));
+  mix(sizeof(Entry));
+  mix(sizeof(LeaseRecord));
+  mix(sizeof(RobustMutex));
+  mix(kMaxProcessSlots);
+  mix(kMaxNamespaces);
+  mix(kBins);
+  mix(kUnit);
+  mix(kStoreCounters);
+  mix(kNsCounters);
+  mix(Histogram::kBuckets);
+  return h;
+}
+inline constexpr std::uint64_t kLayoutFingerprint = layout_fingerprint();
+
+}  // namespace pipecache::detail

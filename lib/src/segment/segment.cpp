@@ -1,0 +1,268 @@
+#include "segment/segment.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <bit>
+#include <boost/interprocess/mapped_region.hpp>
+#include <boost/interprocess/shared_memory_object.hpp>
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "lock/robust_mutex.hpp"
+#include "store/arena.hpp"
+#include "util/clock.hpp"
+
+namespace bip = boost::interprocess;
+
+namespace pipecache::detail {
+
+namespace {
+
+constexpr const char* kShmDir = "/dev/shm/";
+constexpr std::uint64_t kMinBudget = 64u << 10;
+// Entry offsets are 32-bit counts of 8-byte units: the arena holds at most 32 GiB.
+constexpr std::uint64_t kMaxArenaBytes = (std::uint64_t{1} << 32) * kUnit - 4096;
+
+std::uint64_t align_up(std::uint64_t v, std::uint64_t a) { return (v + a - 1) / a * a; }
+
+std::uint64_t pow2_ceil(std::uint64_t v) { return v <= 1 ? 1 : std::bit_ceil(v); }
+
+[[noreturn]] void fail(std::string_view name, std::string_view problem) {
+  throw Error(fmt::format("pipecache segment '{}': {}", name, problem));
+}
+
+bool pid_alive(long pid) { return pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM); }
+
+// Removes temporaries left by creators that died before publishing (see segment.hpp).
+void remove_dead_temporaries(std::string_view name) {
+  std::string prefix = Segment::object_name(name) + ".init-";
+  DIR* dir = ::opendir(kShmDir);
+  if (!dir) return;
+  while (dirent* e = ::readdir(dir)) {
+    std::string_view f(e->d_name);
+    if (f.substr(0, prefix.size()) != prefix) continue;
+    long pid = std::atol(std::string(f.substr(prefix.size())).c_str());
+    if (!pid_alive(pid)) ::unlink((std::string(kShmDir) + std::string(f)).c_str());
+  }
+  ::closedir(dir);
+}
+
+}  // namespace
+
+Geometry plan_geometry(const Options& o) {
+  Cache::validate_name(o.name);
+  Geometry g;
+  if (o.byte_budget < kMinBudget)
+    fail(o.name, fmt::format("byte budget {} is below the minimum of {} bytes", o.byte_budget, kMinBudget));
+  if (o.byte_budget > kMaxArenaBytes / 9 * 8)
+    fail(o.name, fmt::format("byte budget {} exceeds the maximum of {} bytes", o.byte_budget,
+                             kMaxArenaBytes / 9 * 8));
+  if (o.stripes != 0 && (!std::has_single_bit(o.stripes) || o.stripes > 65536))
+    fail(o.name, fmt::format("stripes must be a power of two up to 65536 (got {})", o.stripes));
+  if (o.default_ttl.count() < 0) fail(o.name, "default TTL must not be negative");
+  if (o.permissions > 0777 || (o.permissions & 0600) != 0600)
+    fail(o.name, fmt::format("permissions {:o} must be within 0777 and include owner read/write (0600)",
+                             o.permissions));
+  g.byte_budget = o.byte_budget;
+  g.max_entries = o.max_entries;
+  g.default_ttl_ns = static_cast<std::uint64_t>(o.default_ttl.count()) * 1000000ull;
+  g.max_value_bytes = o.byte_budget / 8;
+  // Expected entries: the limit if given, else one per KiB of budget (responses are ~1 KiB).
+  std::uint64_t expected = o.max_entries ? o.max_entries : std::max<std::uint64_t>(o.byte_budget / 1024, 64);
+  // Stripes: ~64 entries each keeps writers of different keys apart; 16..4096.
+  g.stripes = o.stripes ? o.stripes
+                        : static_cast<std::uint32_t>(std::clamp<std::uint64_t>(pow2_ceil(expected / 64), 16, 4096));
+  g.stripe_shift = 64 - static_cast<std::uint32_t>(std::countr_zero(g.stripes));
+  std::uint64_t buckets = std::max<std::uint64_t>(pow2_ceil(expected), g.stripes);
+  g.buckets_per_stripe = buckets / g.stripes;
+  // The arena exceeds the budget by 1/8 so that fragmentation rarely forces extra evictions;
+  // the budget itself is enforced by accounting (ArenaState::bytes_used), not by the arena size.
+  g.arena_bytes = align_up(o.byte_budget + o.byte_budget / 8 + 4096, kCacheLine);
+
+  std::uint64_t off = align_up(sizeof(Header), kCacheLine);
+  g.slots_off = off;
+  off = align_up(off + sizeof(ProcessSlot) * kAllSlots, kCacheLine);
+  g.namespaces_off = off;
+  off = align_up(off + sizeof(Namespace) * kMaxNamespaces, kCacheLine);
+  g.stripes_off = off;
+  off = align_up(off + sizeof(Stripe) * g.stripes, kCacheLine);
+  g.buckets_off = off;
+  off = align_up(off + 4 * buckets, kCacheLine);
+  g.visited_off = off;
+  off = align_up(off + 8 * (g.arena_bytes / kUnit / 64 + 1), 4096);
+  g.arena_off = off;
+  g.total_bytes = align_up(off + g.arena_bytes, 4096);
+  return g;
+}
+
+std::string Segment::object_name(std::string_view name) { return "pipecache." + std::string(name); }
+std::string Segment::path(std::string_view name) { return kShmDir + object_name(name); }
+
+Segment::Segment(std::string name, std::unique_ptr<bip::mapped_region> region)
+    : name_(std::move(name)), region_(std::move(region)) {
+  base_ = static_cast<char*>(region_->get_address());
+  size_ = region_->get_size();
+}
+
+Segment::~Segment() = default;
+
+void Segment::initialise(char* base, const Geometry& g, const Options& o) {
+  // The mapping is fresh from posix_fallocate: all bytes are zero, which is the initial state
+  // of every counter, bucket, bitmap word and atomic.
+  auto& h = *reinterpret_cast<Header*>(base);
+  std::memcpy(h.magic, kMagic, sizeof kMagic);
+  h.layout_version = kLayoutVersion;
+  h.header_bytes = sizeof(Header);
+  h.fingerprint = kLayoutFingerprint;
+  h.total_bytes = g.total_bytes;
+  h.byte_budget = g.byte_budget;
+  h.max_entries = g.max_entries;
+  h.default_ttl_ns = g.default_ttl_ns;
+  h.max_value_bytes = g.max_value_bytes;
+  h.max_key_bytes = kMaxKeyBytes;
+  h.stripes = g.stripes;
+  h.stripe_shift = g.stripe_shift;
+  h.buckets_per_stripe = g.buckets_per_stripe;
+  h.permissions = o.permissions;
+  h.creator_pid = static_cast<std::uint32_t>(::getpid());
+  h.created_unix_ms = realtime_ms();
+  h.created_mono_ns = mono_ns();
+  h.slots_off = g.slots_off;
+  h.namespaces_off = g.namespaces_off;
+  h.stripes_off = g.stripes_off;
+  h.buckets_off = g.buckets_off;
+  h.visited_off = g.visited_off;
+  h.arena_off = g.arena_off;
+  h.arena_bytes = g.arena_bytes;
+  init_robust_mutex(h.registry_lock);
+  init_robust_mutex(h.arena.lock);
+  auto* stripes = reinterpret_cast<Stripe*>(base + g.stripes_off);
+  for (std::uint32_t i = 0; i < g.stripes; ++i) init_robust_mutex(stripes[i].mutex);
+  auto* ns = reinterpret_cast<Namespace*>(base + g.namespaces_off);
+  ns[0].name_len = 0;
+  ns[0].state.store(kNsReady, std::memory_order_release);  // id 0: keys without a type
+  Arena::format(h, base + g.arena_off);
+  h.init_state.store(kInitReady, std::memory_order_release);
+}
+
+std::unique_ptr<Segment> Segment::create(const Options& options) {
+  Geometry g = plan_geometry(options);
+  remove_dead_temporaries(options.name);
+  static std::atomic<unsigned> counter{0};
+  std::string tmp = fmt::format("{}.init-{}-{}", object_name(options.name), ::getpid(),
+                                counter.fetch_add(1));
+  bip::permissions perms(options.permissions);
+  std::unique_ptr<bip::shared_memory_object> shm;
+  try {
+    shm = std::make_unique<bip::shared_memory_object>(bip::create_only, tmp.c_str(),
+                                                      bip::read_write, perms);
+  } catch (const bip::interprocess_exception& e) {
+    fail(options.name, fmt::format("cannot create in /dev/shm: {}", e.what()));
+  }
+  struct TmpGuard {  // the temporary name never outlives this function
+    std::string path;
+    ~TmpGuard() { ::unlink(path.c_str()); }
+  } guard{kShmDir + tmp};
+  int fd = shm->get_mapping_handle().handle;
+  ::fchmod(fd, options.permissions);  // shm_open's mode is filtered by the umask
+  if (int rc = ::posix_fallocate(fd, 0, static_cast<off_t>(g.total_bytes)); rc != 0) {
+    if (rc == ENOSPC)
+      fail(options.name,
+           fmt::format("/dev/shm has no room for {} bytes (byte budget {}); free space in /dev/shm, "
+                       "lower the budget, or enlarge it (Docker's default /dev/shm is 64 MiB: "
+                       "run the container with --shm-size)",
+                       g.total_bytes, g.byte_budget));
+    fail(options.name, fmt::format("cannot reserve {} bytes in /dev/shm: {}", g.total_bytes, std::strerror(rc)));
+  }
+  auto region = std::make_unique<bip::mapped_region>(*shm, bip::read_write, 0, g.total_bytes);
+  initialise(static_cast<char*>(region->get_address()), g, options);
+  if (::link((kShmDir + tmp).c_str(), path(options.name).c_str()) != 0) {
+    if (errno == EEXIST) return nullptr;
+    fail(options.name, fmt::format("cannot publish {}: {}", path(options.name), std::strerror(errno)));
+  }
+  return std::unique_ptr<Segment>(new Segment(options.name, std::move(region)));
+}
+
+std::string header_problem(const char* base, std::size_t size) {
+  if (size < sizeof(Header))
+    return fmt::format("truncated or not a pipecache segment ({} bytes, a header needs {})", size, sizeof(Header));
+  const auto& h = *reinterpret_cast<const Header*>(base);
+  if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0) return "not a pipecache segment (foreign object: bad magic)";
+  if (h.layout_version != kLayoutVersion)
+    return fmt::format("incompatible layout version {} (this binary reads version {}); "
+                       "recreate it with 'pipectl destroy' then 'pipectl create'",
+                       h.layout_version, kLayoutVersion);
+  if (h.fingerprint != kLayoutFingerprint || h.header_bytes != sizeof(Header))
+    return fmt::format("incompatible layout fingerprint {:016x} (this binary: {:016x}); built with "
+                       "another pipecache version", h.fingerprint, kLayoutFingerprint);
+  if (h.total_bytes != size)
+    return fmt::format("truncated or resized: header says {} bytes, the object has {}", h.total_bytes, size);
+  if (h.init_state.load(std::memory_order_acquire) != kInitReady) return "not initialised";
+  // Re-derive the geometry from the stored configuration: every offset must be what this
+  // binary would compute, so a hostile header cannot point a reader outside the mapping.
+  Options o;
+  o.name = "x";
+  o.byte_budget = h.byte_budget;
+  o.max_entries = h.max_entries;
+  o.stripes = h.stripes;
+  o.default_ttl = std::chrono::milliseconds(h.default_ttl_ns / 1000000ull);
+  o.permissions = 0600;
+  Geometry g;
+  try {
+    g = plan_geometry(o);
+  } catch (const Error& e) {
+    return fmt::format("corrupt configuration in header ({})", e.what());
+  }
+  if (g.total_bytes != h.total_bytes || g.slots_off != h.slots_off || g.namespaces_off != h.namespaces_off ||
+      g.stripes_off != h.stripes_off || g.buckets_off != h.buckets_off || g.visited_off != h.visited_off ||
+      g.arena_off != h.arena_off || g.arena_bytes != h.arena_bytes || g.stripe_shift != h.stripe_shift ||
+      g.buckets_per_stripe != h.buckets_per_stripe || h.max_value_bytes != g.max_value_bytes ||
+      h.max_key_bytes != kMaxKeyBytes || h.default_ttl_ns != g.default_ttl_ns)
+    return "corrupt header: offsets or sizes do not match its configuration";
+  return {};
+}
+
+std::unique_ptr<Segment> Segment::open(std::string_view name) {
+  Cache::validate_name(name);
+  std::string obj = object_name(name);
+  std::unique_ptr<bip::shared_memory_object> shm;
+  try {
+    shm = std::make_unique<bip::shared_memory_object>(bip::open_only, obj.c_str(), bip::read_write);
+  } catch (const bip::interprocess_exception& e) {
+    if (e.get_error_code() == bip::not_found_error)
+      fail(name, fmt::format("does not exist ({}); create it with 'pipectl create --name {}' or "
+                             "Cache::open_or_create", path(name), name));
+    if (e.get_native_error() == EACCES)
+      fail(name, fmt::format("permission denied opening {}", path(name)));
+    fail(name, fmt::format("cannot open {}: {}", path(name), e.what()));
+  }
+  bip::offset_t size = 0;
+  if (!shm->get_size(size)) fail(name, "cannot read its size");
+  if (static_cast<std::uint64_t>(size) < sizeof(Header)) {
+    fail(name, header_problem(nullptr, static_cast<std::size_t>(size)));
+  }
+  auto region = std::make_unique<bip::mapped_region>(*shm, bip::read_write, 0, static_cast<std::size_t>(size));
+  std::string problem = header_problem(static_cast<const char*>(region->get_address()), region->get_size());
+  if (!problem.empty()) fail(name, problem);
+  return std::unique_ptr<Segment>(new Segment(std::string(name), std::move(region)));
+}
+
+bool Segment::remove(std::string_view name) {
+  Cache::validate_name(name);
+  return ::unlink(path(name).c_str()) == 0;
+}
+
+bool Segment::exists(std::string_view name) {
+  Cache::validate_name(name);
+  struct stat st;
+  return ::stat(path(name).c_str(), &st) == 0;
+}
+
+}  // namespace pipecache::detail

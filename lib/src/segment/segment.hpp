@@ -1,0 +1,90 @@
+// A mapped pipecache segment: naming, creation, opening, validation, removal.
+//
+// Creation protocol (why no half-initialised segment is ever visible under its name):
+//  1. the creator builds the whole segment under a private temporary name
+//     ("pipecache.<name>.init-<pid>-<n>"), reserving its full size with posix_fallocate
+//     (so a full /dev/shm is an error now, not a SIGBUS later);
+//  2. it publishes it with link(2) to "pipecache.<name>", which fails with EEXIST if another
+//     creator won the race; then it unlinks the temporary name.
+// Openers therefore only ever see fully initialised segments. A creator killed during step 1
+// leaves only a temporary file, which later creators remove once its pid is dead.
+// (/dev/shm is a tmpfs directory on Linux; shm_open names map to files in it.)
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <pipecache/cache.hpp>
+
+#include "segment/layout.hpp"
+
+namespace boost::interprocess {
+class mapped_region;
+}
+
+namespace pipecache::detail {
+
+struct Geometry {
+  std::uint64_t byte_budget = 0;
+  std::uint64_t max_entries = 0;
+  std::uint64_t default_ttl_ns = 0;
+  std::uint32_t stripes = 0;
+  std::uint32_t stripe_shift = 0;
+  std::uint64_t buckets_per_stripe = 0;
+  std::uint64_t max_value_bytes = 0;
+  std::uint64_t slots_off = 0, namespaces_off = 0, stripes_off = 0, buckets_off = 0,
+                visited_off = 0, arena_off = 0, arena_bytes = 0, total_bytes = 0;
+};
+// Validates the options (Error naming the problem) and lays the segment out.
+Geometry plan_geometry(const Options& options);
+
+class Segment {
+ public:
+  ~Segment();
+  Segment(const Segment&) = delete;
+  Segment& operator=(const Segment&) = delete;
+
+  // nullptr when the name exists already (create_only semantics are the caller's choice).
+  static std::unique_ptr<Segment> create(const Options& options);
+  static std::unique_ptr<Segment> open(std::string_view name);
+  static bool remove(std::string_view name);
+  static bool exists(std::string_view name);
+  static std::string object_name(std::string_view name);  // "pipecache.<name>"
+  static std::string path(std::string_view name);         // "/dev/shm/pipecache.<name>"
+
+  const std::string& name() const noexcept { return name_; }
+  char* base() const noexcept { return base_; }
+  std::size_t size() const noexcept { return size_; }
+  Header& header() const noexcept { return *reinterpret_cast<Header*>(base_); }
+  ProcessSlot* slots() const noexcept { return at<ProcessSlot>(header().slots_off); }
+  Namespace* namespaces() const noexcept { return at<Namespace>(header().namespaces_off); }
+  Stripe* stripes() const noexcept { return at<Stripe>(header().stripes_off); }
+  std::atomic<std::uint32_t>* buckets() const noexcept {
+    return at<std::atomic<std::uint32_t>>(header().buckets_off);
+  }
+  std::atomic<std::uint64_t>* visited() const noexcept {
+    return at<std::atomic<std::uint64_t>>(header().visited_off);
+  }
+  char* arena() const noexcept { return base_ + header().arena_off; }
+
+ private:
+  Segment(std::string name, std::unique_ptr<boost::interprocess::mapped_region> region);
+  template <typename T>
+  T* at(std::uint64_t off) const noexcept {
+    return reinterpret_cast<T*>(base_ + off);
+  }
+  static void initialise(char* base, const Geometry& g, const Options& options);
+
+  std::string name_;
+  std::unique_ptr<boost::interprocess::mapped_region> region_;
+  char* base_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+// Checks a mapped header against this binary's layout and the mapping size; returns an empty
+// string when valid, else the problem in words.
+std::string header_problem(const char* base, std::size_t size);
+
+}  // namespace pipecache::detail

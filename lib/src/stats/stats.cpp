@@ -1,0 +1,190 @@
+#include "stats/stats.hpp"
+
+#include <errno.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <bit>
+
+#include "lock/robust_mutex.hpp"
+#include "store/arena.hpp"
+#include "util/clock.hpp"
+
+namespace pipecache {
+
+unsigned Histogram::bucket_for(std::uint64_t ns) noexcept {
+  if (ns < 2) return 0;
+  unsigned b = 63u - static_cast<unsigned>(std::countl_zero(ns));
+  return b < kBuckets ? b : kBuckets - 1;
+}
+
+double Histogram::mean_ns() const noexcept {
+  return count ? static_cast<double>(sum_ns) / static_cast<double>(count) : 0.0;
+}
+
+double Histogram::percentile_ns(double q) const noexcept {
+  std::uint64_t total = 0;
+  for (auto b : buckets) total += b;
+  if (total == 0) return 0.0;
+  double target = q * static_cast<double>(total);
+  double seen = 0;
+  for (unsigned i = 0; i < kBuckets; ++i) {
+    if (buckets[i] == 0) continue;
+    double lo = i == 0 ? 0.0 : static_cast<double>(std::uint64_t{1} << i);
+    double hi = static_cast<double>(std::uint64_t{1} << (i + 1));
+    if (seen + static_cast<double>(buckets[i]) >= target) {
+      double frac = (target - seen) / static_cast<double>(buckets[i]);
+      return lo + (hi - lo) * frac;
+    }
+    seen += static_cast<double>(buckets[i]);
+  }
+  return static_cast<double>(std::uint64_t{1} << kBuckets);
+}
+
+Histogram& Histogram::operator+=(const Histogram& o) noexcept {
+  for (unsigned i = 0; i < kBuckets; ++i) buckets[i] += o.buckets[i];
+  count += o.count;
+  sum_ns += o.sum_ns;
+  return *this;
+}
+
+}  // namespace pipecache
+
+namespace pipecache::detail {
+
+namespace {
+
+constexpr auto kRelaxed = std::memory_order_relaxed;
+constexpr std::uint64_t kRegistryTimeoutNs = 2'000'000'000;
+
+bool alive(std::int64_t pid) { return pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM); }
+
+template <typename A>
+void fold(A& into, A& from) {
+  into.fetch_add(from.exchange(0, kRelaxed), kRelaxed);
+}
+
+// REQUIRES: registry lock. A dead holder may have folded a slot half-way: some counters then
+// appear twice in the totals; structure is never affected.
+void fold_slot(Segment& seg, unsigned i) {
+  ProcessSlot& from = seg.slots()[i];
+  ProcessSlot& to = seg.slots()[kRetiredSlot];
+  for (unsigned c = 0; c < kStoreCounters; ++c) fold(to.counters[c], from.counters[c]);
+  for (unsigned n = 0; n < kMaxNamespaces; ++n) {
+    for (unsigned c = 0; c < kNsCounters; ++c) fold(to.ns[n].counters[c], from.ns[n].counters[c]);
+    for (unsigned h = 0; h < kNsHistograms; ++h) {
+      for (unsigned b = 0; b < Histogram::kBuckets; ++b) fold(to.ns[n].hist[h][b], from.ns[n].hist[h][b]);
+      fold(to.ns[n].hist_count[h], from.ns[n].hist_count[h]);
+      fold(to.ns[n].hist_sum[h], from.ns[n].hist_sum[h]);
+    }
+  }
+}
+
+bool lock_registry(Segment& seg) {
+  LockResult r = lock_robust(seg.header().registry_lock, kRegistryTimeoutNs);
+  if (r == LockResult::owner_died) {
+    mark_consistent(seg.header().registry_lock);
+    return true;
+  }
+  return r == LockResult::ok;
+}
+
+}  // namespace
+
+unsigned claim_slot(Segment& seg) {
+  if (!lock_registry(seg)) return kOverflowSlot;
+  ProcessSlot* slots = seg.slots();
+  std::int64_t me = ::getpid();
+  unsigned chosen = kOverflowSlot;
+  for (unsigned i = 0; i < kMaxProcessSlots && chosen == kOverflowSlot; ++i)
+    if (slots[i].pid.load(kRelaxed) == 0) chosen = i;
+  for (unsigned i = 0; i < kMaxProcessSlots && chosen == kOverflowSlot; ++i) {
+    std::int64_t pid = slots[i].pid.load(kRelaxed);
+    if (pid != me && !alive(pid)) {
+      fold_slot(seg, i);
+      chosen = i;
+    }
+  }
+  if (chosen != kOverflowSlot) {
+    slots[chosen].attached_unix_ms.store(realtime_ms(), kRelaxed);
+    slots[chosen].pid.store(me, std::memory_order_release);
+  }
+  unlock_robust(seg.header().registry_lock);
+  return chosen;
+}
+
+void release_slot(Segment& seg, unsigned slot) noexcept {
+  if (slot >= kMaxProcessSlots) return;
+  if (!lock_registry(seg)) return;  // the slot stays claimed; reclaimed once this pid is dead
+  fold_slot(seg, slot);
+  seg.slots()[slot].pid.store(0, std::memory_order_release);
+  unlock_robust(seg.header().registry_lock);
+}
+
+std::vector<ProcessInfo> collect_processes(Segment& seg) {
+  std::vector<ProcessInfo> out;
+  for (unsigned i = 0; i < kMaxProcessSlots; ++i) {
+    std::int64_t pid = seg.slots()[i].pid.load(kRelaxed);
+    if (pid) out.push_back(ProcessInfo{i, pid, alive(pid)});
+  }
+  return out;
+}
+
+Stats collect_stats(Segment& seg) {
+  Stats s;
+  const Header& h = seg.header();
+  ProcessSlot* slots = seg.slots();
+  std::uint64_t c[kStoreCounters] = {};
+  for (unsigned i = 0; i < kAllSlots; ++i)
+    for (unsigned k = 0; k < kStoreCounters; ++k) c[k] += slots[i].counters[k].load(kRelaxed);
+  auto at = [&](StoreCounter k) { return c[static_cast<unsigned>(k)]; };
+  s.hits = at(StoreCounter::hits);
+  s.misses = at(StoreCounter::misses);
+  s.inserts = at(StoreCounter::inserts);
+  s.updates = at(StoreCounter::updates);
+  s.evictions = at(StoreCounter::evictions);
+  s.expirations = at(StoreCounter::expirations);
+  s.invalidations = at(StoreCounter::invalidations);
+  s.put_failures = at(StoreCounter::put_failures);
+  s.lock_recoveries = at(StoreCounter::lock_recoveries);
+  s.entries = h.arena.entries.load(kRelaxed);
+  s.bytes_used = h.arena.bytes_used.load(kRelaxed);
+  s.byte_budget = h.byte_budget;
+  s.max_entries = h.max_entries;
+  s.arena_bytes = h.arena_bytes - kFirstUnit * kUnit;
+  s.free_bytes = h.arena.free_bytes.load(kRelaxed);
+  Arena arena(seg.header(), seg.arena(), seg.visited(), seg.namespaces());
+  s.largest_free_block = arena.largest_free_units() * kUnit;
+  std::uint64_t typical = s.entries ? s.bytes_used / s.entries : 1024;
+  s.fragmented_bytes = arena.fragmented_bytes(typical);
+  for (auto& p : collect_processes(seg)) s.attached_processes += p.alive ? 1 : 0;
+  s.segment_bytes = h.total_bytes;
+  s.created_unix_ms = h.created_unix_ms;
+  s.uptime_ms = (mono_ns() - h.created_mono_ns) / 1000000ull;
+
+  Namespace* ns = seg.namespaces();
+  for (unsigned n = 0; n < kMaxNamespaces; ++n) {
+    if (ns[n].state.load(std::memory_order_acquire) != kNsReady) continue;
+    NamespaceStats st;
+    st.name = n == 0 ? std::string() : std::string(ns[n].name, ns[n].name_len);
+    st.id = n;
+    st.generation = ns[n].generation.load(kRelaxed);
+    st.entries = ns[n].live.load(kRelaxed);
+    bool any = st.entries != 0;
+    for (unsigned i = 0; i < kAllSlots; ++i) {
+      const NsMetrics& m = slots[i].ns[n];
+      for (unsigned k = 0; k < kNsCounters; ++k) st.counters[k] += m.counters[k].load(kRelaxed);
+      for (unsigned hh = 0; hh < kNsHistograms; ++hh) {
+        for (unsigned b = 0; b < Histogram::kBuckets; ++b) st.histograms[hh].buckets[b] += m.hist[hh][b].load(kRelaxed);
+        st.histograms[hh].count += m.hist_count[hh].load(kRelaxed);
+        st.histograms[hh].sum_ns += m.hist_sum[hh].load(kRelaxed);
+      }
+    }
+    for (auto v : st.counters) any = any || v != 0;
+    if (n == 0 && !any) continue;  // keys without a type: listed only when used
+    s.namespaces.push_back(std::move(st));
+  }
+  return s;
+}
+
+}  // namespace pipecache::detail

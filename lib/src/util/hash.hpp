@@ -1,0 +1,17 @@
+// Key hash: XXH3-64 (Debian's libxxhash). Its outputs are part of the segment format (they
+// place keys in stripes and buckets), pinned by tests/store/golden_test.cpp so that a change
+// of hash is a decision, not an accident.
+#pragma once
+
+#include <xxhash.h>
+
+#include <cstdint>
+#include <string_view>
+
+namespace pipecache::detail {
+
+inline std::uint64_t hash_key(std::string_view key) noexcept {
+  return XXH3_64bits(key.data(), key.size());
+}
+
+}  // namespace pipecache::detail
