@@ -1,0 +1,141 @@
+// Fallback: the cache never makes a request fail. Corrupt segment, caching disabled, values
+// too large: the handler's value is returned, the cause counted.
+#include <pipecache/pipeline.hpp>
+
+#include <doctest/doctest.h>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <stdexcept>
+
+#include "pipeline/helpers.hpp"
+
+using namespace pipecache;
+using namespace pipeline_testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::uint64_t local(const Pipeline& p, FallbackCause cause) {
+  return p.stats().local_fallbacks[static_cast<unsigned>(cause)];
+}
+
+// Overwrites the first bytes of the segment file (its header) with garbage.
+void corrupt_header(const std::string& name) {
+  const std::string path = Cache::path_of(name);
+  const int fd = ::open(path.c_str(), O_WRONLY);
+  REQUIRE(fd >= 0);
+  std::string garbage(512, '\x5a');
+  REQUIRE(::pwrite(fd, garbage.data(), garbage.size(), 0) == static_cast<ssize_t>(garbage.size()));
+  ::close(fd);
+}
+
+}  // namespace
+
+TEST_SUITE("pipeline_fallback") {
+
+TEST_CASE("corrupt_segment_falls_back_to_the_handler") {
+  const std::string name = testing::unique_name("pl-corrupt");
+  testing::SegmentGuard guard(name);
+  { Cache::create(testing::small_options(name)); }
+  corrupt_header(name);
+
+  std::optional<Pipeline> p;
+  REQUIRE_NOTHROW(p.emplace(small_config(name)));
+  CHECK_FALSE(p->cache_available());
+  int computes = 0;
+  for (int i = 0; i < 3; ++i) {
+    CHECK(p->process_request("report", {{"id", "1"}}, [&] {
+      ++computes;
+      return std::string("direct");
+    }) == "direct");
+  }
+  CHECK(computes == 3);
+  CHECK(local(*p, FallbackCause::segment_unavailable) == 3);
+  CHECK_FALSE(p->stats().cache_available);
+  CHECK(p->invalidate("report:*") == 0);
+  p->handle_data_change("data_refresh");  // must not throw either
+  // The handler's own exception still reaches the caller.
+  CHECK_THROWS_AS(p->process_request("report", {}, []() -> std::string {
+                    throw std::invalid_argument("handler");
+                  }),
+                  std::invalid_argument);
+}
+
+TEST_CASE("caching_disabled_computes_every_time_and_creates_no_segment") {
+  const std::string name = testing::unique_name("pl-off");
+  testing::SegmentGuard guard(name);
+  PipelineConfig cfg = small_config(name);
+  cfg.enable_response_caching = false;
+  Pipeline p(cfg);
+  int computes = 0;
+  for (int i = 0; i < 2; ++i) {
+    CHECK(p.process_request("report", {}, [&] { ++computes; return std::string("v"); }) == "v");
+  }
+  CHECK(computes == 2);
+  CHECK_FALSE(Cache::exists(name));
+  CHECK(local(p, FallbackCause::caching_disabled) == 2);
+}
+
+TEST_CASE("missing_segment_is_created_and_shared") {
+  const std::string name = testing::unique_name("pl-create");
+  testing::SegmentGuard guard(name);
+  REQUIRE_FALSE(Cache::exists(name));
+  Pipeline p(small_config(name));
+  CHECK(p.cache_available());
+  CHECK(Cache::exists(name));
+  p.process_request("report", {}, [] { return std::string("stored"); });
+  Pipeline q(small_config(name));
+  CHECK(q.process_request("report", {}, [] { return std::string("other"); }) == "stored");
+  CHECK(p.stats().local_fallback_total() == 0);
+}
+
+TEST_CASE("value_too_large_is_returned_and_counted") {
+  const std::string name = testing::unique_name("pl-large");
+  testing::SegmentGuard guard(name);
+  PipelineConfig cfg = small_config(name);
+  cfg.cache_memory_limit_mb = 1;
+  Pipeline p(cfg);
+  REQUIRE(p.cache_available());
+  const std::string big(p.cache()->max_value_size() + 1, 'b');
+  int computes = 0;
+  for (int i = 0; i < 2; ++i) {
+    CHECK(p.process_request("report", {}, [&] { ++computes; return big; }) == big);
+  }
+  CHECK(computes == 2);
+  CHECK(local(p, FallbackCause::value_too_large) == 2);
+  CHECK(type_stats(p, "report").fallbacks == 2);
+  // A small value for another key is still cached.
+  p.process_request("report", {{"small", "1"}}, [] { return std::string("s"); });
+  CHECK(p.process_request("report", {{"small", "1"}}, [] { return std::string("x"); }) == "s");
+}
+
+TEST_CASE("waiters_of_a_value_too_large_compute_directly") {
+  const std::string name = testing::unique_name("pl-largewait");
+  testing::SegmentGuard guard(name);
+  PipelineConfig cfg = small_config(name);
+  cfg.cache_memory_limit_mb = 1;
+  Pipeline p(cfg);
+  REQUIRE(p.cache_available());
+  const std::string big(p.cache()->max_value_size() + 10, 'q');
+  std::atomic<int> computes{0};
+  std::vector<std::thread> threads;
+  std::atomic<int> wrong{0};
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&] {
+      const auto v = p.process_request("report", {{"id", "big"}}, [&] {
+        computes.fetch_add(1);
+        std::this_thread::sleep_for(100ms);
+        return big;
+      });
+      if (v != big) wrong.fetch_add(1);
+    });
+  }
+  for (auto& t : threads) t.join();
+  CHECK(wrong.load() == 0);
+  CHECK(computes.load() >= 1);
+  CHECK(computes.load() <= 4);
+}
+
+}  // TEST_SUITE

@@ -1,0 +1,139 @@
+// Figures for issue 4's closing note (an ordinary program, not a test):
+//   1. publish -> last waiter: 8 processes wait on one missing key; the time from the end of
+//      the holder's handler (its publish follows at once) to the return of the last waiter.
+//   2. the per-request cost of process_request on a hit against a bare Cache::get of the
+//      same key (1 KiB value), in one process.
+// Usage: pipeline_measure [rounds=20] [hit_iterations=2000000]
+#include <pipecache/pipeline.hpp>
+
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace pipecache;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::int64_t now_ns() {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+constexpr int kWaiters = 8;
+
+struct Board {
+  std::atomic<int> ready{0};
+  std::atomic<std::int64_t> handler_end{0};
+  std::atomic<std::int64_t> done[kWaiters]{};
+  std::atomic<int> wrong{0};
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+std::vector<double> publish_to_last_waiter(const PipelineConfig& cfg, int rounds) {
+  auto* b = static_cast<Board*>(::mmap(nullptr, sizeof(Board), PROT_READ | PROT_WRITE,
+                                       MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+  std::vector<double> out;
+  for (int r = 0; r < rounds; ++r) {
+    new (b) Board();
+    const Params params{{"round", std::to_string(r)}};
+    std::vector<pid_t> pids;
+    // The holder: starts first, computes for 300 ms while the waiters queue up.
+    pids.push_back(::fork());
+    if (pids.back() == 0) {
+      Pipeline p(cfg);
+      p.process_request("measure", params, [&] {
+        while (b->ready.load() < kWaiters) std::this_thread::sleep_for(1ms);
+        std::this_thread::sleep_for(300ms);
+        b->handler_end.store(now_ns());
+        return std::string(1024, 'm');
+      });
+      ::_exit(0);
+    }
+    std::this_thread::sleep_for(50ms);
+    for (int i = 0; i < kWaiters; ++i) {
+      pids.push_back(::fork());
+      if (pids.back() == 0) {
+        Pipeline p(cfg);
+        b->ready.fetch_add(1);
+        const auto v = p.process_request("measure", params, [] { return std::string("dup"); });
+        b->done[i].store(now_ns());
+        if (v.size() != 1024) b->wrong.fetch_add(1);
+        ::_exit(0);
+      }
+    }
+    for (pid_t pid : pids) ::waitpid(pid, nullptr, 0);
+    std::int64_t last = 0;
+    for (int i = 0; i < kWaiters; ++i) last = std::max(last, b->done[i].load());
+    if (b->wrong.load() != 0) std::fprintf(stderr, "round %d: %d wrong values\n", r, b->wrong.load());
+    out.push_back(static_cast<double>(last - b->handler_end.load()) / 1000.0);
+  }
+  ::munmap(b, sizeof(Board));
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int rounds = argc > 1 ? std::atoi(argv[1]) : 20;
+  const long iterations = argc > 2 ? std::atol(argv[2]) : 2'000'000;
+  PipelineConfig cfg;
+  cfg.segment_name = "measure-pipeline-" + std::to_string(::getpid());
+  cfg.cache_memory_limit_mb = 16;
+  cfg.cache_max_size = 0;
+
+  {
+    Pipeline owner(cfg);
+    if (!owner.cache_available()) {
+      std::fprintf(stderr, "segment unavailable\n");
+      return 1;
+    }
+    auto lat = publish_to_last_waiter(cfg, rounds);
+    std::sort(lat.begin(), lat.end());
+    std::printf("publish -> last of %d waiters returned: median %.1f us, min %.1f us, max %.1f us"
+                " (%d rounds)\n",
+                kWaiters, median(lat), lat.front(), lat.back(), rounds);
+
+    const Params params{{"from", "2024-01-01"}, {"to", "2024-02-01"}, {"user", "17"}};
+    owner.warm("events_by_range", params, [] { return std::string(1024, 'v'); });
+    Cache& cache = *owner.cache();
+    const std::string key = owner.cache_key("events_by_range", params);
+    std::string out;
+    std::size_t sink = 0;
+    for (int rep = 0; rep < 3; ++rep) {
+      auto t0 = now_ns();
+      for (long i = 0; i < iterations; ++i) {
+        cache.get(key, out);
+        sink += out.size();
+      }
+      const double get_ns = static_cast<double>(now_ns() - t0) / static_cast<double>(iterations);
+      t0 = now_ns();
+      for (long i = 0; i < iterations; ++i) {
+        sink += owner.process_request("events_by_range", params, [] { return std::string(); }).size();
+      }
+      const double pr_ns = static_cast<double>(now_ns() - t0) / static_cast<double>(iterations);
+      std::printf("hit, 1 KiB value: Cache::get %.0f ns/op, process_request %.0f ns/op, "
+                  "overhead %.0f ns (%.2fx)\n",
+                  get_ns, pr_ns, pr_ns - get_ns, pr_ns / get_ns);
+    }
+    if (sink == 0) std::printf("?\n");
+  }
+  Cache::remove(cfg.segment_name);
+  return 0;
+}
