@@ -1,0 +1,370 @@
+// pipecache_bench — the throughput table of issue 7: every system through W1/W2/W3 with 1 and
+// 2 worker processes, in one run, each figure next to the limit measured in the same run.
+// bench/run starts the memcached / Redis peers and passes their sockets; see bench/README.md.
+#include "common/clock.hpp"
+#include "systems/boost_map.hpp"
+#include "systems/local_map.hpp"
+#include "systems/pipecache_store.hpp"
+#include "systems/remote_peers.hpp"
+#include "throughput/runner.hpp"
+
+#include <cxxopts.hpp>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <set>
+#include <sstream>
+
+namespace bench {
+namespace {
+
+using SystemRunner = std::function<SystemOutcome(const Dataset&, const Environment&,
+                                                 const std::vector<std::vector<Op>>&,
+                                                 const RunSettings&)>;
+
+// Table order: the limit and the floor first, pipecache, then the peers.
+const std::vector<std::pair<std::string, SystemRunner>>& all_systems() {
+  static const std::vector<std::pair<std::string, SystemRunner>> systems = {
+      {LocalMapSystem::kName, run_system<LocalMapSystem>},
+      {MemcpySystem::kName, run_system<MemcpySystem>},
+      {PipecacheSystem<false>::kName, run_system<PipecacheSystem<false>>},
+      {PipecacheSystem<true>::kName, run_system<PipecacheSystem<true>>},
+      {BoostMapSystem::kName, run_system<BoostMapSystem>},
+      {MemcachedSystem::kName, run_system<MemcachedSystem>},
+      {RedisSystem::kName, run_system<RedisSystem>},
+  };
+  return systems;
+}
+
+std::vector<std::string> split(const std::string& text) {
+  std::vector<std::string> parts;
+  std::stringstream in(text);
+  for (std::string part; std::getline(in, part, ',');)
+    if (!part.empty()) parts.push_back(part);
+  return parts;
+}
+
+std::string rate_text(double ops) {
+  if (ops >= 1e6) return fmt::format("{:.2f}M", ops / 1e6);
+  if (ops >= 1e3) return fmt::format("{:.1f}k", ops / 1e3);
+  return fmt::format("{:.0f}", ops);
+}
+
+std::string time_text(double ns) {
+  if (ns >= 1e6) return fmt::format("{:.2f} ms", ns / 1e6);
+  if (ns >= 1e4) return fmt::format("{:.1f} us", ns / 1e3);
+  if (ns >= 1e3) return fmt::format("{:.2f} us", ns / 1e3);
+  return fmt::format("{:.0f} ns", ns);
+}
+
+std::string json_escape(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) {
+      out += fmt::format("\\u{:04x}", c);
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+struct Results {
+  std::vector<Workload> workloads;
+  std::vector<SystemOutcome> outcomes;
+
+  const CellResult* find(std::string_view system, std::string_view workload, unsigned p) const {
+    for (const SystemOutcome& o : outcomes)
+      for (const CellResult& c : o.cells)
+        if (c.system == system && c.workload == workload && c.processes == p && c.error.empty())
+          return &c;
+    return nullptr;
+  }
+  // a / b of median ops/s; NaN when either is missing.
+  double ratio(std::string_view sa, std::string_view wa, unsigned pa, std::string_view sb,
+               std::string_view wb, unsigned pb) const {
+    const CellResult* a = find(sa, wa, pa);
+    const CellResult* b = find(sb, wb, pb);
+    if (a == nullptr || b == nullptr || b->median_ops_per_second <= 0) return NAN;
+    return a->median_ops_per_second / b->median_ops_per_second;
+  }
+};
+
+struct SummaryLine {
+  std::string key;
+  std::string meaning;
+  double value;
+  std::string goal;
+};
+
+std::vector<SummaryLine> summarise(const Results& r) {
+  std::vector<SummaryLine> s;
+  auto add = [&](std::string key, std::string meaning, double value, std::string goal) {
+    s.push_back({std::move(key), std::move(meaning), value, std::move(goal)});
+  };
+  add("w1_1p_pipecache_vs_limit", "W1 1 proc: pipecache get / limit",
+      r.ratio("pipecache", "W1", 1, "limit", "W1", 1), ">= 0.8");
+  add("w1_2p_pipecache_vs_limit", "W1 2 procs: pipecache get / limit",
+      r.ratio("pipecache", "W1", 2, "limit", "W1", 2), "");
+  add("w1_pipecache_scaling", "W1 pipecache: 2 procs / 1 proc",
+      r.ratio("pipecache", "W1", 2, "pipecache", "W1", 1), ">= 1.8");
+  add("w1_limit_scaling", "W1 limit: 2 procs / 1 proc (what the machine allows)",
+      r.ratio("limit", "W1", 2, "limit", "W1", 1), "");
+  add("w1_boost_scaling", "W1 boost-map: 2 procs / 1 proc",
+      r.ratio("boost-map", "W1", 2, "boost-map", "W1", 1), "");
+  add("w3_2p_pipecache_vs_limit", "W3 2 procs: pipecache / limit",
+      r.ratio("pipecache", "W3", 2, "limit", "W3", 2), ">= 0.8");
+  add("w2_1p_pipecache_vs_memcpy", "W2 1 proc: pipecache get / bare memcpy",
+      r.ratio("pipecache", "W2", 1, "memcpy", "W2", 1), ">= 0.83 (within 1.2x)");
+  add("w2_1p_visit_vs_memcpy", "W2 1 proc: pipecache visit (zero-copy) / bare memcpy",
+      r.ratio("pipecache-visit", "W2", 1, "memcpy", "W2", 1), "");
+  for (unsigned p : {1u, 2u}) {
+    std::string ps = fmt::format("{}p", p);
+    add(fmt::format("w1_{}_pipecache_vs_memcached", ps),
+        fmt::format("W1 {} proc: pipecache / memcached", p),
+        r.ratio("pipecache", "W1", p, "memcached", "W1", p), ">= 100");
+    add(fmt::format("w1_{}_pipecache_vs_redis", ps),
+        fmt::format("W1 {} proc: pipecache / redis", p),
+        r.ratio("pipecache", "W1", p, "redis", "W1", p), ">= 100");
+    add(fmt::format("w1_{}_pipecache_vs_boost", ps),
+        fmt::format("W1 {} proc: pipecache / boost-map", p),
+        r.ratio("pipecache", "W1", p, "boost-map", "W1", p), "");
+    add(fmt::format("w3_{}_pipecache_vs_boost", ps),
+        fmt::format("W3 {} proc: pipecache / boost-map", p),
+        r.ratio("pipecache", "W3", p, "boost-map", "W3", p), "");
+  }
+  return s;
+}
+
+void print_table(const Results& r) {
+  fmt::print("\n{:<4} {:<16} {:>5} {:>9} {:>9} {:>9} {:>8} {:>8} {:>7}  {}\n", "work", "system",
+             "procs", "ops/s", "p50", "p99", "x limit", "x 1proc", "hit %", "checks");
+  for (const Workload& w : r.workloads) {
+    for (const SystemOutcome& o : r.outcomes) {
+      if (o.workload != w.name) continue;
+      if (!o.skipped.empty()) {
+        fmt::print("{:<4} {:<16} {:>5} skipped: {}\n", w.name, o.system, "-", o.skipped);
+        continue;
+      }
+      for (const CellResult& c : o.cells) {
+        if (!c.error.empty()) {
+          fmt::print("{:<4} {:<16} {:>5} FAILED: {}\n", w.name, c.system, c.processes, c.error);
+          continue;
+        }
+        double vs_limit = r.ratio(c.system, w.name, c.processes, "limit", w.name, c.processes);
+        double vs_one = r.ratio(c.system, w.name, c.processes, c.system, w.name, 1);
+        std::string checks =
+            c.check_failures == 0 && c.unexpected_misses == 0
+                ? fmt::format("ok ({} full)", c.full_checks)
+                : fmt::format("BAD: {} corrupt, {} unexpected misses", c.check_failures,
+                              c.unexpected_misses);
+        fmt::print("{:<4} {:<16} {:>5} {:>9} {:>9} {:>9} {:>8.3f} {:>8.2f} {:>7.1f}  {}\n", w.name,
+                   c.system, c.processes, rate_text(c.median_ops_per_second), time_text(c.p50_ns),
+                   time_text(c.p99_ns), vs_limit, vs_one, 100 * c.hit_ratio, checks);
+      }
+    }
+  }
+  fmt::print("{:<4} {:<16} {:>5} skipped: needs the pipeline's get-or-compute "
+             "(lib/include/pipecache/pipeline.hpp, issue 4)\n",
+             "W4", "all", "-");
+}
+
+void write_json(const Results& r, const RunSettings& settings, const std::string& path) {
+  std::ofstream out(path);
+  out << "{\n  \"settings\": {"
+      << fmt::format("\"seconds\": {}, \"repetitions\": {}, \"seed\": {}, "
+                     "\"clock_overhead_ns\": {}, \"sample_every\": {}, \"verify_every\": {}",
+                     settings.seconds, settings.repetitions, settings.seed,
+                     settings.clock_overhead_ns, kSampleEvery, kVerifyEvery)
+      << "},\n  \"workloads\": [";
+  for (std::size_t i = 0; i < r.workloads.size(); ++i) {
+    const Workload& w = r.workloads[i];
+    out << (i ? ",\n    " : "\n    ")
+        << fmt::format("{{\"name\": \"{}\", \"description\": \"{}\", \"keys\": {}, "
+                       "\"value_size\": {}, \"get_fraction\": {}, \"zipf_alpha\": {}, "
+                       "\"byte_budget\": {}}}",
+                       w.name, json_escape(w.description), w.keys, w.value_size, w.get_fraction,
+                       w.zipf_alpha, w.byte_budget);
+  }
+  out << "\n  ],\n  \"skipped\": [";
+  bool first = true;
+  for (const SystemOutcome& o : r.outcomes)
+    if (!o.skipped.empty()) {
+      out << (first ? "\n    " : ",\n    ")
+          << fmt::format("{{\"system\": \"{}\", \"workload\": \"{}\", \"reason\": \"{}\"}}",
+                         o.system, o.workload, json_escape(o.skipped));
+      first = false;
+    }
+  out << (first ? "" : ",\n    ")
+      << "{\"system\": \"all\", \"workload\": \"W4\", \"reason\": \"needs the pipeline "
+         "(lib/include/pipecache/pipeline.hpp)\"}";
+  out << "\n  ],\n  \"results\": [";
+  first = true;
+  auto number = [](double v) { return std::isfinite(v) ? fmt::format("{:.4g}", v) : "null"; };
+  for (const SystemOutcome& o : r.outcomes)
+    for (const CellResult& c : o.cells) {
+      std::string reps;
+      for (double v : c.ops_per_second) reps += (reps.empty() ? "" : ", ") + fmt::format("{:.0f}", v);
+      out << (first ? "\n    " : ",\n    ")
+          << fmt::format(
+                 "{{\"system\": \"{}\", \"workload\": \"{}\", \"processes\": {}, "
+                 "\"ops_per_second\": {:.0f}, \"ops_per_second_reps\": [{}], \"p50_ns\": {:.0f}, "
+                 "\"p99_ns\": {:.0f}, \"ratio_to_limit\": {}, \"hit_ratio\": {:.4f}, "
+                 "\"ops\": {}, \"full_checks\": {}, \"check_failures\": {}, "
+                 "\"unexpected_misses\": {}, \"puts_dropped\": {}, \"error\": \"{}\"}}",
+                 c.system, c.workload, c.processes, c.median_ops_per_second, reps, c.p50_ns,
+                 c.p99_ns,
+                 number(r.ratio(c.system, c.workload, c.processes, "limit", c.workload,
+                                c.processes)),
+                 c.hit_ratio, c.ops, c.full_checks, c.check_failures, c.unexpected_misses,
+                 c.puts_dropped, json_escape(c.error));
+      first = false;
+    }
+  out << "\n  ],\n  \"summary\": {";
+  first = true;
+  for (const SummaryLine& line : summarise(r)) {
+    out << (first ? "\n    " : ",\n    ") << fmt::format("\"{}\": {}", line.key, number(line.value));
+    first = false;
+  }
+  out << "\n  }\n}\n";
+}
+
+// gnuplot input: one row per system, one column per workload x processes (median ops/s).
+void write_chart_data(const Results& r, const RunSettings& settings, const std::string& path) {
+  std::ofstream out(path);
+  out << "system";
+  for (const Workload& w : r.workloads)
+    for (unsigned p : settings.process_counts) out << fmt::format(" {}-{}p", w.name, p);
+  out << "\n";
+  std::vector<std::string> systems;
+  for (const SystemOutcome& o : r.outcomes)
+    if (std::find(systems.begin(), systems.end(), o.system) == systems.end())
+      systems.push_back(o.system);
+  for (const std::string& s : systems) {
+    out << s;
+    for (const Workload& w : r.workloads)
+      for (unsigned p : settings.process_counts) {
+        const CellResult* c = r.find(s, w.name, p);
+        out << ' ' << (c ? fmt::format("{:.0f}", c->median_ops_per_second) : "?");
+      }
+    out << "\n";
+  }
+}
+
+int run(int argc, char** argv) {
+  cxxopts::Options options("pipecache_bench",
+                           "pipecache vs the process-local limit, a naive Boost.Interprocess map, "
+                           "memcached and Redis; workloads of issue 7");
+  std::string all_names;
+  for (const auto& [name, runner] : all_systems()) all_names += (all_names.empty() ? "" : ",") + name;
+  options.add_options()
+      ("systems", "comma list of systems", cxxopts::value<std::string>()->default_value(all_names))
+      ("workloads", "comma list: W1,W2,W3", cxxopts::value<std::string>()->default_value("W1,W2,W3"))
+      ("procs", "comma list of worker process counts", cxxopts::value<std::string>()->default_value("1,2"))
+      ("seconds", "timed seconds per repetition", cxxopts::value<double>()->default_value("2"))
+      ("reps", "repetitions per cell (median ops/s is reported)", cxxopts::value<unsigned>()->default_value("3"))
+      ("seed", "operation stream seed", cxxopts::value<std::uint64_t>()->default_value("42"))
+      ("w3-budget-mb", "W3 byte budget in MiB (give memcached -m the same)", cxxopts::value<std::size_t>()->default_value("32"))
+      ("memcached-socket", "memcached unix socket for W1/W2", cxxopts::value<std::string>()->default_value(""))
+      ("memcached-evict-socket", "memcached unix socket started with -m = W3 budget", cxxopts::value<std::string>()->default_value(""))
+      ("redis-socket", "redis unix socket", cxxopts::value<std::string>()->default_value(""))
+      ("segment-prefix", "prefix of the shared-memory names this run creates",
+       cxxopts::value<std::string>()->default_value(""))
+      ("json", "write results here", cxxopts::value<std::string>()->default_value(""))
+      ("chart-data", "write gnuplot data here", cxxopts::value<std::string>()->default_value(""))
+      ("h,help", "this help");
+  auto args = options.parse(argc, argv);
+  if (args.count("help")) {
+    fmt::print("{}\n", options.help());
+    return 0;
+  }
+
+  RunSettings settings;
+  settings.seconds = args["seconds"].as<double>();
+  settings.repetitions = std::max(1u, args["reps"].as<unsigned>());
+  settings.seed = args["seed"].as<std::uint64_t>();
+  settings.process_counts.clear();
+  for (const std::string& p : split(args["procs"].as<std::string>()))
+    settings.process_counts.push_back(static_cast<unsigned>(std::stoul(p)));
+  settings.clock_overhead_ns = measure_clock_overhead_ns();
+
+  Environment env;
+  env.memcached_socket = args["memcached-socket"].as<std::string>();
+  env.memcached_evict_socket = args["memcached-evict-socket"].as<std::string>();
+  env.redis_socket = args["redis-socket"].as<std::string>();
+  env.segment_prefix = args["segment-prefix"].as<std::string>();
+  if (env.segment_prefix.empty()) env.segment_prefix = fmt::format("bench{}", ::getpid());
+
+  std::vector<std::string> wanted_systems = split(args["systems"].as<std::string>());
+  std::vector<std::string> wanted_workloads = split(args["workloads"].as<std::string>());
+  for (const std::string& s : wanted_systems) {
+    bool known = false;
+    for (const auto& [name, runner] : all_systems()) known |= name == s;
+    if (!known) throw std::invalid_argument("unknown system " + s + " (known: " + all_names + ")");
+  }
+
+  Results results;
+  std::size_t evict_budget = args["w3-budget-mb"].as<std::size_t>() << 20;
+  for (const Workload& w : standard_workloads(evict_budget))
+    if (std::find(wanted_workloads.begin(), wanted_workloads.end(), w.name) != wanted_workloads.end())
+      results.workloads.push_back(w);
+
+  fmt::print("pipecache_bench: {} s x {} reps per cell, clock overhead {} ns (subtracted), "
+             "1 op in {} timed\n",
+             settings.seconds, settings.repetitions, settings.clock_overhead_ns, kSampleEvery);
+  unsigned max_procs = *std::max_element(settings.process_counts.begin(), settings.process_counts.end());
+  for (const Workload& w : results.workloads) {
+    std::vector<std::string> keys(w.keys);
+    for (std::size_t i = 0; i < w.keys; ++i) keys[i] = make_key(i);
+    ValueFactory values(w.value_size);
+    std::vector<std::vector<Op>> streams;
+    for (unsigned p = 0; p < max_procs; ++p) streams.push_back(make_stream(w, p, settings.seed));
+    Dataset data{w, keys, values};
+    for (const auto& [name, runner] : all_systems()) {
+      if (std::find(wanted_systems.begin(), wanted_systems.end(), name) == wanted_systems.end())
+        continue;
+      std::uint64_t t0 = now_ns();
+      SystemOutcome outcome = runner(data, env, streams, settings);
+      std::string line = outcome.skipped.empty() ? "" : "skipped: " + outcome.skipped;
+      for (const CellResult& c : outcome.cells)
+        line += c.error.empty() ? fmt::format(" {}p {}", c.processes, rate_text(c.median_ops_per_second))
+                                : fmt::format(" {}p FAILED {}", c.processes, c.error);
+      fmt::print("  {} {:<16} {:5.1f} s {}\n", w.name, name, (now_ns() - t0) / 1e9, line);
+      std::fflush(stdout);
+      results.outcomes.push_back(std::move(outcome));
+    }
+  }
+
+  print_table(results);
+  fmt::print("\nratios asked by issue 7 (median ops/s, same run):\n");
+  for (const SummaryLine& line : summarise(results))
+    fmt::print("  {:<58} {:>9}  {}\n", line.meaning,
+               std::isfinite(line.value) ? fmt::format("{:.3f}", line.value) : "n/a",
+               line.goal.empty() ? "" : "goal " + line.goal);
+  if (!args["json"].as<std::string>().empty()) write_json(results, settings, args["json"].as<std::string>());
+  if (!args["chart-data"].as<std::string>().empty())
+    write_chart_data(results, settings, args["chart-data"].as<std::string>());
+
+  bool bad = false;
+  for (const SystemOutcome& o : results.outcomes)
+    for (const CellResult& c : o.cells)
+      bad |= !c.error.empty() || c.check_failures > 0 || c.unexpected_misses > 0;
+  return bad ? 1 : 0;
+}
+
+}  // namespace
+}  // namespace bench
+
+int main(int argc, char** argv) {
+  try {
+    return bench::run(argc, argv);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "pipecache_bench: {}\n", e.what());
+    return 2;
+  }
+}
