@@ -62,6 +62,7 @@ class ListPolicy final : public Policy {
       std::uint32_t victim = queue_.tail();
       queue_.remove(victim, cost_[victim]);
       resident_[victim] = 0;
+      ++evictions_;
     }
     cost_[id] = cost;
     resident_[id] = 1;
@@ -108,6 +109,7 @@ class SievePolicy final : public Policy {
     hand_ = queue_.toward_head(at);  // the hand stays where the victim was
     queue_.remove(at, cost_[at]);
     resident_[at] = 0;
+    ++evictions_;
   }
 
   std::uint64_t capacity_;
@@ -177,6 +179,7 @@ class S3FifoPolicy final : public Policy {
       } else {
         where_[t] = kNowhere;
         remember(t);
+        ++evictions_;
         return;
       }
     }
@@ -191,6 +194,7 @@ class S3FifoPolicy final : public Policy {
         main_.push_head(t, cost_[t]);
       } else {
         where_[t] = kNowhere;
+        ++evictions_;
         return;
       }
     }

@@ -31,6 +31,12 @@ class Policy {
   // One request for object `id` (dense, < id_count) costing `cost` bytes. True on a hit; on
   // a miss the object is admitted, evicting as needed.
   virtual bool access(std::uint32_t id, std::uint64_t cost) = 0;
+  // Objects evicted so far (compare with the real store's count: extra evictions there mean
+  // it made room for reasons other than the budget, e.g. a free block too small).
+  std::uint64_t evictions() const noexcept { return evictions_; }
+
+ protected:
+  std::uint64_t evictions_ = 0;
 };
 
 std::unique_ptr<Policy> make_lru(std::uint64_t capacity, std::size_t id_count);

@@ -29,6 +29,7 @@ struct Outcome {
   std::string policy;
   std::uint64_t requests = 0, misses = 0, bytes = 0, missed_bytes = 0;
   std::uint64_t not_admitted = 0;  // pipecache only: put refused (oversize) or dropped
+  std::uint64_t evictions = 0;
   std::string error;
   double miss_ratio() const { return requests ? static_cast<double>(misses) / requests : 0; }
   double byte_miss_ratio() const { return bytes ? static_cast<double>(missed_bytes) / bytes : 0; }
@@ -38,6 +39,7 @@ struct PipecacheReplay {
   Outcome outcome;
   double overhead_per_entry = NAN;  // measured at the end: (bytes_used - key - value) / entries
   std::uint64_t evictions = 0, entries = 0, size_mismatches = 0;
+  std::uint64_t bytes_used = 0, free_bytes = 0, largest_free_block = 0, max_value_size = 0;
 };
 
 PipecacheReplay replay_pipecache(const Trace& trace, std::uint64_t budget, const std::string& name) {
@@ -74,6 +76,10 @@ PipecacheReplay replay_pipecache(const Trace& trace, std::uint64_t budget, const
     pipecache::Stats stats = cache.stats();
     r.evictions = stats.evictions;
     r.entries = stats.entries;
+    r.bytes_used = stats.bytes_used;
+    r.free_bytes = stats.free_bytes;
+    r.largest_free_block = stats.largest_free_block;
+    r.max_value_size = cache.max_value_size();
     std::uint64_t payload = 0;
     for (const pipecache::KeyInfo& k : cache.keys("*")) payload += k.key.size() + k.value_size;
     if (stats.entries > 0)
@@ -99,6 +105,7 @@ Outcome simulate(Policy& policy, const Trace& trace, std::uint64_t overhead) {
       o.missed_bytes += size;
     }
   }
+  o.evictions = policy.evictions();
   return o;
 }
 
@@ -168,25 +175,28 @@ int run(int argc, char** argv) {
           any_failed = true;
         } else if (o.policy == "pipecache") {
           notes = fmt::format("{:+.2f} pt vs best of SIEVE/S3-FIFO; overhead {:.1f} B/entry, "
-                              "{} entries, {} evictions, {} not admitted",
+                              "{} entries, {:.1f}% of budget used, {} evictions, {} puts not "
+                              "admitted (max value {} B), largest free block {} B",
                               100 * (o.miss_ratio() - best_modern), real.overhead_per_entry,
-                              real.entries, real.evictions, o.not_admitted);
+                              real.entries, 100.0 * real.bytes_used / budget, real.evictions,
+                              o.not_admitted, real.max_value_size, real.largest_free_block);
         } else {
-          notes = fmt::format("simulated, {} B/entry overhead", overhead);
+          notes = fmt::format("simulated, {} B/entry overhead, {} evictions", overhead, o.evictions);
         }
         fmt::print("{:<28} {:>6} {:>10} {:<10} {:>8.2f}% {:>8.2f}%  {}\n", label, fraction_text,
                    budget, o.policy, 100 * o.miss_ratio(), 100 * o.byte_miss_ratio(), notes);
         json += fmt::format(
             "{}\n  {{\"trace\": \"{}\", \"requests\": {}, \"keys\": {}, \"budget_fraction\": {}, "
             "\"budget_bytes\": {}, \"policy\": \"{}\", \"simulated\": {}, \"miss_ratio\": {:.5f}, "
-            "\"byte_miss_ratio\": {:.5f}, \"overhead_per_entry\": {}, \"error\": \"{}\"}}",
+            "\"byte_miss_ratio\": {:.5f}, \"overhead_per_entry\": {}, \"evictions\": {}, "
+            "\"not_admitted\": {}, \"error\": \"{}\"}}",
             json.size() > 1 ? "," : "", label, trace.requests.size(), ids, fraction, budget,
             o.policy, o.policy == "pipecache" ? "false" : "true", o.miss_ratio(),
             o.byte_miss_ratio(),
             o.policy == "pipecache"
                 ? (std::isfinite(real.overhead_per_entry) ? fmt::format("{:.1f}", real.overhead_per_entry) : "null")
                 : std::to_string(overhead),
-            o.error);
+            o.policy == "pipecache" ? real.evictions : o.evictions, o.not_admitted, o.error);
       }
     }
   }
