@@ -94,7 +94,7 @@ std::string text_report(const pipecache::SegmentInfo& info) {
   line("free", fmt::format("{} in {} blocks  largest {}  fragmentation {}",
                            format_size(info.free_bytes), info.free_blocks,
                            format_size(info.largest_free_block), percent(fragmentation(info))));
-  line("entries", fmt::format("{}  per stripe min {} max {} mean {:.1f} stddev {:.1f}", entries,
+  line("entries", fmt::format("{}  per stripe min {} max {} mean {:.2f} stddev {:.2f}", entries,
                               spread.min, spread.max, spread.mean, spread.stddev));
   t += stripe_histogram(info.entries_per_stripe, spread);
   std::size_t alive = static_cast<std::size_t>(
