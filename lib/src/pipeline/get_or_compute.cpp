@@ -23,9 +23,9 @@ FallbackCause marker_cause(const std::string& marker) noexcept {
   return FallbackCause::value_too_large;
 }
 
-// Reads the key into `value` (payload only). A cache failure is counted here as the
-// request's fallback; the caller then computes without touching the cache again.
-Found look(const RequestScope& s, std::string& value) {
+// Reads the key into `value` (payload only), judging freshness at `now`. A cache failure is
+// counted here as the request's fallback; the caller then computes without the cache.
+Found look(const RequestScope& s, std::string& value, std::int64_t now) {
   std::uint16_t flags = 0;
   try {
     if (!s.cache.get(s.key, value, flags)) return Found::absent;
@@ -33,7 +33,7 @@ Found look(const RequestScope& s, std::string& value) {
     s.fallbacks.note(FallbackCause::store_error, e.what(), &s.cache, s.ns);
     return Found::error;
   }
-  switch (open_sealed(value, flags, monotonic_ns())) {
+  switch (open_sealed(value, flags, now)) {
     case ValueState::fresh: return Found::fresh;
     case ValueState::stale: return Found::stale;
     case ValueState::uncacheable: return Found::uncacheable;
@@ -113,7 +113,7 @@ void publish_value(const RequestScope& s, std::uint64_t token, std::string_view 
 std::string compute_as_holder(const RequestScope& s, std::uint64_t token,
                               std::optional<std::string> stale) {
   std::string value;
-  switch (look(s, value)) {  // invariant 2
+  switch (look(s, value, monotonic_ns())) {  // invariant 2
     case Found::fresh:
       release(s, token);
       return value;
@@ -175,6 +175,23 @@ std::string compute_once(const RequestScope& s, std::int64_t start) {
   bool waited = false;
   std::string value;
   for (;;) {
+    if (waited) {
+      // Back from a wake: most likely the value is there now. Looking before try_lease keeps
+      // a woken waiter from taking a fresh lease only to find the value and release it again
+      // (which would wake every other waiter once more).
+      switch (look(s, value, monotonic_ns())) {
+        case Found::fresh:
+        case Found::stale:
+          return value;
+        case Found::uncacheable:
+          s.fallbacks.note(marker_cause(value), "value could not be cached", &s.cache, s.ns);
+          return run_compute(s);
+        case Found::error:
+          return run_compute(s);
+        case Found::absent:
+          break;
+      }
+    }
     LeaseResult lease;
     try {
       lease = s.cache.try_lease(s.key, s.lease_time);
@@ -201,7 +218,7 @@ std::string compute_once(const RequestScope& s, std::int64_t start) {
       s.cache.record(s.ns, NsCounter::dedup_waits);
     }
     const std::uint32_t seq = s.cache.lease_wake_seq(s.key);  // invariant 3: before the look
-    switch (look(s, value)) {
+    switch (look(s, value, monotonic_ns())) {
       case Found::fresh:
       case Found::stale:
         return value;
@@ -256,7 +273,7 @@ std::string get_or_compute(const RequestScope& s) {
   const std::int64_t start = monotonic_ns();
   s.cache.record(s.ns, NsCounter::requests);
   std::string value;
-  switch (look(s, value)) {
+  switch (look(s, value, start)) {  // one clock read serves freshness and the hit time
     case Found::fresh:
       s.cache.record(s.ns, NsCounter::hits);
       s.cache.record_time(s.ns, NsHistogram::hit_time,

@@ -28,15 +28,27 @@ constexpr auto kPlainInParams = make_plain_table(true);
 constexpr auto kPlainInType = make_plain_table(false);
 
 void append_escaped(std::string& out, std::string_view text, const std::array<bool, 256>& plain) {
-  for (char ch : text) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (plain[c]) {
-      out += ch;
-    } else {
-      out += '%';
-      out += kHexDigits[c >> 4];
-      out += kHexDigits[c & 15];
-    }
+  // Appends runs of plain bytes at once: most names and values need no escape at all.
+  std::size_t run = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (plain[c]) continue;
+    out.append(text.data() + run, i - run);
+    const char escaped[3] = {'%', kHexDigits[c >> 4], kHexDigits[c & 15]};
+    out.append(escaped, 3);
+    run = i + 1;
+  }
+  out.append(text.data() + run, text.size() - run);
+}
+
+void append_canonical(std::string& out, const Params& params) {
+  bool first = true;
+  for (const auto& [name, value] : params) {  // std::map iterates in name order
+    if (!first) out += '&';
+    first = false;
+    append_escaped(out, name, kPlainInParams);
+    out += '=';
+    append_escaped(out, value, kPlainInParams);
   }
 }
 
@@ -99,14 +111,7 @@ std::string escape_request_type(std::string_view request_type) {
 
 std::string canonical_params(const Params& params) {
   std::string out;
-  bool first = true;
-  for (const auto& [name, value] : params) {  // std::map iterates in name order
-    if (!first) out += '&';
-    first = false;
-    append_escaped(out, name, kPlainInParams);
-    out += '=';
-    append_escaped(out, value, kPlainInParams);
-  }
+  append_canonical(out, params);
   return out;
 }
 
@@ -145,10 +150,14 @@ std::chrono::system_clock::time_point bucket_start(std::chrono::system_clock::ti
 
 std::string make_cache_key(std::string_view request_type, const Params& params,
                            std::chrono::system_clock::time_point now, const KeyOptions& options) {
-  std::string key = escape_request_type(request_type);
+  std::size_t estimate = request_type.size() + 16;
+  for (const auto& [name, value] : params) estimate += name.size() + value.size() + 2;
+  std::string key;
+  key.reserve(estimate);
+  append_escaped(key, request_type, kPlainInType);
   const std::size_t type_length = key.size();
   key += ':';
-  key += canonical_params(params);
+  append_canonical(key, params);
   if (options.time_bucket.count() > 0 && params.find(std::string(kDebugTimeParam)) == params.end()) {
     const auto start = bucket_start(now, options.time_bucket);
     key += "|t=";

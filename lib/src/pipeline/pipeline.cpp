@@ -104,8 +104,13 @@ struct Pipeline::Impl {
     return id;
   }
 
+  // `at`: the time for a time-bucketed type (nullopt = now, read only when needed: a clock
+  // read costs ~45 ns here, a tenth of a hit).
   std::string key_for(const detail::TypeState& type, const Params& params, const Cache* c,
-                      std::chrono::system_clock::time_point now) const {
+                      std::optional<std::chrono::system_clock::time_point> at = {}) const {
+    const auto now = type.key_options.time_bucket.count() > 0
+                         ? at.value_or(std::chrono::system_clock::now())
+                         : std::chrono::system_clock::time_point{};
     KeyOptions options = type.key_options;
     if (c != nullptr) options.max_length = std::min(options.max_length, c->max_key_size());
     return make_cache_key(type.request_type, params, now, options);
@@ -164,7 +169,7 @@ std::string Pipeline::process_request(std::string_view request_type, const Param
   }
   const auto type = m.policies.find(request_type);
   const int ns = Impl::resolve_namespace(*c, *type);
-  const std::string key = m.key_for(*type, params, c, std::chrono::system_clock::now());
+  const std::string key = m.key_for(*type, params, c);
 
   std::function<std::string()> routed;
   if (type->batch) {
@@ -243,7 +248,7 @@ void Pipeline::warm(std::string_view request_type, const Params& params, const H
   if (c == nullptr) return;  // nowhere to keep the value: computing it would be wasted
   const auto type = m.policies.find(request_type);
   const int ns = Impl::resolve_namespace(*c, *type);
-  const std::string key = m.key_for(*type, params, c, std::chrono::system_clock::now());
+  const std::string key = m.key_for(*type, params, c);
   const detail::RequestScope scope{*c, ns, *type, key, handler,
                                    m.fallbacks, m.config.lease_time, m.config.dedup_max_wait};
   detail::compute_and_store(scope);
@@ -291,8 +296,7 @@ std::size_t Pipeline::warm_ahead(std::string_view request_type, const Params& pa
 
 std::string Pipeline::cache_key(std::string_view request_type, const Params& params) const {
   const auto type = impl_->policies.find(request_type);
-  return impl_->key_for(*type, params, impl_->cache.load(std::memory_order_acquire),
-                        std::chrono::system_clock::now());
+  return impl_->key_for(*type, params, impl_->cache.load(std::memory_order_acquire));
 }
 
 void Pipeline::set_batch_handler(BatchRoute route) {

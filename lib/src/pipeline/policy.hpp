@@ -5,6 +5,9 @@
 // shared_ptr, so a concurrent set_policy never invalidates a state in use.
 //
 // Locking: PolicyTable::mu_ guards states_ (shared for lookups, exclusive for changes).
+// Lookups on the request path skip the lock through a per-thread memo of recent answers,
+// valid while the table's version is unchanged. Versions come from one process-wide counter,
+// so a memo can never match a different (later) table at the same address.
 #pragma once
 
 #include <pipecache/pipeline.hpp>
@@ -60,7 +63,11 @@ class PolicyTable {
   // up to this many; beyond it, a fresh state per request (a bug upstream, not a leak here).
   static constexpr std::size_t kMaxRememberedTypes = 4096;
 
+  std::shared_ptr<const TypeState> find_locked(std::string_view request_type) const;
+
   PipelineConfig config_;
+  // Changes with every change of states_ (release, after the change; acquire by readers).
+  std::atomic<std::uint64_t> version_;
   mutable std::shared_mutex mu_;
   mutable std::unordered_map<std::string, std::shared_ptr<TypeState>, Hash, std::equal_to<>>
       states_;  // GUARDED_BY(mu_)
