@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <thread>
 
@@ -225,6 +226,69 @@ TEST_SUITE("pipectl_segment_errors") {
     }
   }
 
+  TEST_CASE("segment_of_another_layout_version_exits_3_naming_it") {
+    std::string name = unique_name("pctl-version");
+    SegmentGuard guard(name);
+    std::uint32_t version = 0;
+    {
+      auto cache = make_segment(name);
+      version = cache.inspect().layout_version;
+    }
+    // The header starts with an 8-byte magic then the 32-bit layout version (pinned by
+    // tests/store/golden_test.cpp): a binary of another layout would have written another one.
+    std::fstream f(segment_file(name), std::ios::in | std::ios::out | std::ios::binary);
+    REQUIRE(f.good());
+    std::uint32_t stored = 0;
+    f.seekg(8);
+    f.read(reinterpret_cast<char*>(&stored), sizeof stored);
+    REQUIRE(stored == version);
+    std::uint32_t other = version + 1;
+    f.seekp(8);
+    f.write(reinterpret_cast<const char*>(&other), sizeof other);
+    f.close();
+    for (const char* sub : {"stats", "inspect", "verify"}) {
+      CAPTURE(sub);
+      RunResult r = pipectl({sub, "--name", name});
+      CHECK(r.exit_code == 3);
+      check_one_line_error(r, name);
+      check_one_line_error(r, "version");
+    }
+  }
+
+  TEST_CASE("verify_prints_each_problem_and_exits_3_on_a_corrupted_entry") {
+    std::string name = unique_name("pctl-corrupt");
+    SegmentGuard guard(name);
+    {
+      auto cache = make_segment(name, 1u << 20);
+      for (int i = 0; i < 3; ++i) cache.put("corrupt-me:" + std::to_string(i), "value");
+    }
+    RunResult healthy = pipectl({"verify", "--name", name});
+    REQUIRE_MESSAGE(healthy.exit_code == 0, describe(healthy));
+    // Scribble over the bytes just before a key: its entry header (lengths, links). The
+    // segment still opens; only verify's walk can find the damage.
+    std::fstream f(segment_file(name), std::ios::in | std::ios::out | std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    std::size_t at = bytes.find("corrupt-me:1");
+    REQUIRE(at != std::string::npos);
+    REQUIRE(at >= 16);
+    f.clear();
+    f.seekp(static_cast<std::streamoff>(at - 16));
+    f.write(std::string(16, '\xff').data(), 16);
+    f.close();
+    RunResult r = pipectl({"verify", "--name", name});
+    CHECK(r.exit_code == 3);
+    check_one_line_error(r, name);
+    check_one_line_error(r, "failed verification");
+    auto lines = lines_of(r.out);
+    REQUIRE(!lines.empty());
+    for (const auto& l : lines) CHECK(l.rfind("problem: ", 0) == 0);
+    RunResult j = pipectl({"verify", "--name", name, "--json"});
+    CHECK(j.exit_code == 3);
+    auto parsed = nlohmann::json::parse(j.out);
+    CHECK(parsed["ok"] == false);
+    CHECK(parsed["problems"].size() == lines.size());
+  }
+
   TEST_CASE("create_sets_options_refuses_existing_and_destroy_removes") {
     std::string name = unique_name("pctl-create");
     SegmentGuard guard(name);
@@ -345,7 +409,8 @@ TEST_SUITE("pipectl_values") {
     std::string name = unique_name("pctl-ttl");
     SegmentGuard guard(name);
     auto cache = make_segment(name);
-    REQUIRE(pipectl({"set", "--name", name, "short", "v", "--ttl", "300ms"}).exit_code == 0);
+    // Long enough that a loaded machine still lists the key before it expires.
+    REQUIRE(pipectl({"set", "--name", name, "short", "v", "--ttl", "1500ms"}).exit_code == 0);
     REQUIRE(pipectl({"set", "--name", name, "forever", "v", "--ttl", "0"}).exit_code == 0);
     RunResult k = pipectl({"keys", "--name", name, "--json"});
     REQUIRE_MESSAGE(k.exit_code == 0, describe(k));
@@ -353,14 +418,14 @@ TEST_SUITE("pipectl_values") {
     REQUIRE(j["keys"].size() == 2);
     for (const auto& e : j["keys"]) {
       if (e["key"] == "short") {
-        CHECK(e["ttl_left_ms"].get<std::int64_t>() <= 300);
+        CHECK(e["ttl_left_ms"].get<std::int64_t>() <= 1500);
         CHECK(e["ttl_left_ms"].get<std::int64_t>() > 0);
       } else {
         CHECK(e["key"] == "forever");
         CHECK(e["ttl_left_ms"].is_null());
       }
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1700));
     CHECK(pipectl({"get", "--name", name, "short"}).exit_code == 1);
     CHECK(pipectl({"get", "--name", name, "forever"}).exit_code == 0);
   }
