@@ -18,6 +18,7 @@ class BoostMapSystem {
  public:
   static constexpr const char* kName = "boost-map";
   static constexpr bool kZeroCopy = false;
+  static constexpr bool kRemote = false;
   BoostMapSystem(const Dataset& data, const Environment& env);
   ~BoostMapSystem();
   BoostMapSystem(const BoostMapSystem&) = delete;

@@ -15,6 +15,7 @@ class LocalMapSystem {
  public:
   static constexpr const char* kName = "limit";
   static constexpr bool kZeroCopy = false;
+  static constexpr bool kRemote = false;
   LocalMapSystem(const Dataset&, const Environment&) {}
 
   class Client {
@@ -53,6 +54,7 @@ class MemcpySystem {
  public:
   static constexpr const char* kName = "memcpy";
   static constexpr bool kZeroCopy = false;
+  static constexpr bool kRemote = false;
   MemcpySystem(const Dataset& data, const Environment&) {
     if (data.workload.get_fraction < 1.0) throw SkipSystem("read-only baseline");
   }

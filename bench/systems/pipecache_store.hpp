@@ -21,6 +21,7 @@ class PipecacheSystem {
  public:
   static constexpr const char* kName = kVisit ? "pipecache-visit" : "pipecache";
   static constexpr bool kZeroCopy = kVisit;
+  static constexpr bool kRemote = false;
 
   PipecacheSystem(const Dataset& data, const Environment& env)
       : name_(env.segment_prefix + (kVisit ? "-pcv-" : "-pc-") + data.workload.name) {

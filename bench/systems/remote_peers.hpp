@@ -18,6 +18,7 @@ class MemcachedSystem {
  public:
   static constexpr const char* kName = "memcached";
   static constexpr bool kZeroCopy = false;
+  static constexpr bool kRemote = true;
   MemcachedSystem(const Dataset& data, const Environment& env);
 
   class Client {
@@ -47,6 +48,7 @@ class RedisSystem {
  public:
   static constexpr const char* kName = "redis";
   static constexpr bool kZeroCopy = false;
+  static constexpr bool kRemote = true;
   RedisSystem(const Dataset& data, const Environment& env);
 
   class Client {

@@ -6,6 +6,7 @@
 //    public:
 //     static constexpr const char* kName;      // column in the table
 //     static constexpr bool kZeroCopy;         // reads a view of the stored bytes, no copy
+//     static constexpr bool kRemote;           // a server process holds the data (no warm-up)
 //     X(const Dataset&, const Environment&);   // in the parent, before fork: build the shared
 //                                              // state and preload every key; throws
 //                                              // SkipSystem when the system is not available

@@ -1,0 +1,99 @@
+// pipecache_hitpath — a W1 hit loop with nothing else in it, for callgrind:
+//   valgrind --tool=callgrind --toggle-collect='bench::hit_loop*' \
+//     build/bench/pipecache_hitpath --mode get --ops 200000
+// Instructions per get = Ir inside hit_loop / ops. `--mode limit` runs the same loop over a
+// process-local std::unordered_map, so the two counts can be compared line by line.
+#include "common/values.hpp"
+
+#include <pipecache/cache.hpp>
+
+#include <cxxopts.hpp>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/random.hpp"
+
+namespace bench {
+
+constexpr std::size_t kKeys = 10'000;
+constexpr std::size_t kValueSize = 1024;
+
+// noinline: the unit callgrind's --toggle-collect switches on; everything it calls is the
+// hit path (the index draw is a table read, the check the cheap one the throughput bench does).
+template <class Read>
+[[gnu::noinline]] std::uint64_t hit_loop(const std::vector<std::string>& keys,
+                                         const std::vector<std::uint32_t>& order,
+                                         const ValueFactory& values, Read&& read) {
+  std::uint64_t bad = 0;
+  for (std::uint32_t index : order)
+    bad += !read(keys[index], [&](std::string_view v) { bad += !values.check_cheap(v, index); });
+  return bad;
+}
+
+int run(int argc, char** argv) {
+  cxxopts::Options options("pipecache_hitpath", "W1 hit loop for callgrind");
+  options.add_options()
+      ("mode", "get | visit | limit", cxxopts::value<std::string>()->default_value("get"))
+      ("ops", "gets", cxxopts::value<std::size_t>()->default_value("200000"));
+  auto args = options.parse(argc, argv);
+  const std::string mode = args["mode"].as<std::string>();
+
+  std::vector<std::string> keys;
+  for (std::size_t i = 0; i < kKeys; ++i) keys.push_back(make_key(i));
+  ValueFactory values(kValueSize);
+  SplitMix64 rng(42);
+  std::vector<std::uint32_t> order(args["ops"].as<std::size_t>());
+  for (auto& o : order) o = static_cast<std::uint32_t>(rng.below(kKeys));
+  std::string value, out;
+  std::uint64_t bad = 0;
+
+  if (mode == "limit") {
+    std::unordered_map<std::string, std::string> map;
+    for (std::uint32_t i = 0; i < kKeys; ++i) {
+      values.make(i, i, value);
+      map[keys[i]] = value;
+    }
+    std::string lookup;
+    bad = hit_loop(keys, order, values, [&](const std::string& key, auto&& check) {
+      lookup.assign(key);
+      auto it = map.find(lookup);
+      if (it == map.end()) return false;
+      out.assign(it->second);
+      check(std::string_view(out));
+      return true;
+    });
+  } else {
+    std::string name = fmt::format("hitpath{}", ::getpid());
+    pipecache::Options o;
+    o.name = name;
+    o.default_ttl = std::chrono::milliseconds(0);
+    pipecache::Cache::remove(name);
+    pipecache::Cache cache = pipecache::Cache::create(o);
+    for (std::uint32_t i = 0; i < kKeys; ++i) {
+      values.make(i, i, value);
+      cache.put(keys[i], value, std::chrono::milliseconds(0), 0);
+    }
+    if (mode == "visit") {
+      bad = hit_loop(keys, order, values, [&](const std::string& key, auto&& check) {
+        return cache.visit(key, [&check](std::string_view v) { check(v); });
+      });
+    } else {
+      bad = hit_loop(keys, order, values, [&](const std::string& key, auto&& check) {
+        if (!cache.get(key, out)) return false;
+        check(std::string_view(out));
+        return true;
+      });
+    }
+    pipecache::Cache::remove(name);
+  }
+  fmt::print("{} {} gets, {} bad\n", mode, order.size(), bad);
+  return bad == 0 ? 0 : 1;
+}
+
+}  // namespace bench
+
+int main(int argc, char** argv) { return bench::run(argc, argv); }
