@@ -82,6 +82,40 @@ TEST_CASE("eight_processes_missing_one_key_compute_it_once") {
   free_block(b);
 }
 
+TEST_CASE("pipeline_created_before_fork_deduplicates_across_its_children") {
+  // The prefork pattern: the master builds the Pipeline, the workers inherit it.
+  const std::string name = testing::unique_name("pl-prefork");
+  testing::SegmentGuard guard(name);
+  Pipeline p(small_config(name));
+  REQUIRE(p.cache_available());
+  Board* b = shared_block<Board>();
+  constexpr int kWorkers = 4;
+  std::vector<pid_t> pids;
+  for (int i = 0; i < kWorkers; ++i) {
+    pids.push_back(testing::spawn([b, &p] {
+      b->ready.fetch_add(1);
+      wait_go(b);
+      const auto v = p.process_request("report", {{"id", "fork"}}, [b] {
+        b->computes.fetch_add(1);
+        std::this_thread::sleep_for(300ms);
+        return std::string("forked");
+      });
+      return v == "forked" ? 0 : 1;
+    }));
+  }
+  REQUIRE(eventually([b] { return b->ready.load() == kWorkers; }, 10s));
+  b->go.store(1);
+  for (pid_t pid : pids) {
+    const auto st = testing::wait_for(pid, 20s);
+    CHECK(st.exited);
+    CHECK(st.code == 0);
+  }
+  CHECK(b->computes.load() == 1);
+  CHECK(p.process_request("report", {{"id", "fork"}}, [] { return std::string("x"); }) ==
+        "forked");
+  free_block(b);
+}
+
 TEST_CASE("threads_of_one_process_missing_one_key_compute_it_once") {
   const std::string name = testing::unique_name("pl-dedupthr");
   testing::SegmentGuard guard(name);
