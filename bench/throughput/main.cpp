@@ -7,6 +7,7 @@
 #include "systems/pipecache_store.hpp"
 #include "systems/remote_peers.hpp"
 #include "throughput/runner.hpp"
+#include "throughput/storm.hpp"
 
 #include <cxxopts.hpp>
 #include <fmt/format.h>
@@ -77,6 +78,8 @@ std::string json_escape(std::string_view s) {
 struct Results {
   std::vector<Workload> workloads;
   std::vector<SystemOutcome> outcomes;
+  bool storm_requested = false;
+  std::vector<StormResult> storm;  // W4
 
   const CellResult* find(std::string_view system, std::string_view workload, unsigned p) const {
     for (const SystemOutcome& o : outcomes)
@@ -138,6 +141,16 @@ std::vector<SummaryLine> summarise(const Results& r) {
         fmt::format("W3 {} proc: pipecache / boost-map", p),
         r.ratio("pipecache", "W3", p, "boost-map", "W3", p), "");
   }
+  for (const StormResult& st : r.storm) {
+    if (!st.error.empty() || st.processes < 2) continue;
+    add(fmt::format("w4_{}p_computes_per_expiry", st.processes),
+        fmt::format("W4 {} procs: computes per key per expiry (mean)", st.processes),
+        st.storms ? static_cast<double>(st.computes) / static_cast<double>(st.storms) : NAN,
+        "exactly 1");
+    add(fmt::format("w4_{}p_waiter_p99_us", st.processes),
+        fmt::format("W4 {} procs: waiter answered after publish, p99 (us)", st.processes),
+        st.waiter_p99_ns / 1e3, "< 100");
+  }
   return s;
 }
 
@@ -169,9 +182,26 @@ void print_table(const Results& r) {
       }
     }
   }
-  fmt::print("{:<4} {:<16} {:>5} skipped: needs the pipeline's get-or-compute "
-             "(lib/include/pipecache/pipeline.hpp, issue 4)\n",
-             "W4", "all", "-");
+  if (!r.storm_requested) return;
+  fmt::print("\nW4 get-or-compute storm (Pipeline::process_request, de-dup on, keys expiring "
+             "between rounds):\n{:<5} {:>6} {:>6} {:>8} {:>10} {:>8} {:>8} {:>10} {:>10} {:>10} "
+             "{:>10}  {}\n",
+             "procs", "rounds", "storms", "computes", "per storm", "not 1x", "waiters",
+             "wait p50", "wait p99", "wait max", "req p99", "checks");
+  for (const StormResult& st : r.storm) {
+    if (!st.error.empty()) {
+      fmt::print("{:<5} FAILED: {}\n", st.processes, st.error);
+      continue;
+    }
+    std::string checks = st.wrong_values == 0
+                             ? fmt::format("ok ({} late hits, {} fallbacks)", st.late_hits, st.fallbacks)
+                             : fmt::format("BAD: {} wrong values", st.wrong_values);
+    fmt::print("{:<5} {:>6} {:>6} {:>8} {:>10.3f} {:>8} {:>8} {:>10} {:>10} {:>10} {:>10}  {}\n",
+               st.processes, st.rounds, st.storms, st.computes,
+               st.storms ? static_cast<double>(st.computes) / st.storms : 0.0, st.storms_not_once,
+               st.waiters, time_text(st.waiter_p50_ns), time_text(st.waiter_p99_ns),
+               time_text(st.waiter_max_ns), time_text(st.request_p99_ns), checks);
+  }
 }
 
 void write_json(const Results& r, const RunSettings& settings, const std::string& path) {
@@ -200,9 +230,23 @@ void write_json(const Results& r, const RunSettings& settings, const std::string
                          o.system, o.workload, json_escape(o.skipped));
       first = false;
     }
-  out << (first ? "" : ",\n    ")
-      << "{\"system\": \"all\", \"workload\": \"W4\", \"reason\": \"needs the pipeline "
-         "(lib/include/pipecache/pipeline.hpp)\"}";
+  out << "\n  ],\n  \"storm\": [";
+  for (std::size_t i = 0; i < r.storm.size(); ++i) {
+    const StormResult& st = r.storm[i];
+    out << (i ? ",\n    " : "\n    ")
+        << fmt::format(
+               "{{\"workload\": \"W4\", \"processes\": {}, \"rounds\": {}, \"keys\": {}, "
+               "\"storms\": {}, \"computes\": {}, \"storms_not_exactly_once\": {}, "
+               "\"max_computes_per_storm\": {}, \"requests\": {}, \"waiters\": {}, "
+               "\"late_hits\": {}, \"wrong_values\": {}, \"fallbacks\": {}, "
+               "\"waiter_after_publish_p50_ns\": {:.0f}, \"waiter_after_publish_p99_ns\": {:.0f}, "
+               "\"waiter_after_publish_max_ns\": {:.0f}, \"request_p50_ns\": {:.0f}, "
+               "\"request_p99_ns\": {:.0f}, \"error\": \"{}\"}}",
+               st.processes, st.rounds, st.keys, st.storms, st.computes, st.storms_not_once,
+               st.max_computes, st.requests, st.waiters, st.late_hits, st.wrong_values,
+               st.fallbacks, st.waiter_p50_ns, st.waiter_p99_ns, st.waiter_max_ns,
+               st.request_p50_ns, st.request_p99_ns, json_escape(st.error));
+  }
   out << "\n  ],\n  \"results\": [";
   first = true;
   auto number = [](double v) { return std::isfinite(v) ? fmt::format("{:.4g}", v) : "null"; };
@@ -264,7 +308,8 @@ int run(int argc, char** argv) {
   for (const auto& [name, runner] : all_systems()) all_names += (all_names.empty() ? "" : ",") + name;
   options.add_options()
       ("systems", "comma list of systems", cxxopts::value<std::string>()->default_value(all_names))
-      ("workloads", "comma list: W1,W2,W3", cxxopts::value<std::string>()->default_value("W1,W2,W3"))
+      ("workloads", "comma list: W1,W2,W3,W4", cxxopts::value<std::string>()->default_value("W1,W2,W3,W4"))
+      ("storm-procs", "W4 worker process counts", cxxopts::value<std::string>()->default_value("1,2,4"))
       ("procs", "comma list of worker process counts", cxxopts::value<std::string>()->default_value("1,2"))
       ("seconds", "timed seconds per repetition", cxxopts::value<double>()->default_value("2"))
       ("reps", "repetitions per cell (median ops/s is reported)", cxxopts::value<unsigned>()->default_value("3"))
@@ -340,6 +385,21 @@ int run(int argc, char** argv) {
     }
   }
 
+  results.storm_requested =
+      std::find(wanted_workloads.begin(), wanted_workloads.end(), "W4") != wanted_workloads.end();
+  if (results.storm_requested) {
+    std::vector<unsigned> storm_procs;
+    for (const std::string& p : split(args["storm-procs"].as<std::string>()))
+      storm_procs.push_back(static_cast<unsigned>(std::stoul(p)));
+    std::uint64_t t0 = now_ns();
+    results.storm = run_storm(settings, env, storm_procs);
+    std::string line;
+    for (const StormResult& st : results.storm)
+      line += st.error.empty() ? fmt::format(" {}p {} computes/{} storms", st.processes, st.computes, st.storms)
+                               : fmt::format(" {}p FAILED {}", st.processes, st.error);
+    fmt::print("  W4 {:<16} {:5.1f} s {}\n", "pipeline storm", (now_ns() - t0) / 1e9, line);
+  }
+
   print_table(results);
   fmt::print("\nratios asked by issue 7 (median ops/s, same run):\n");
   for (const SummaryLine& line : summarise(results))
@@ -351,6 +411,7 @@ int run(int argc, char** argv) {
     write_chart_data(results, settings, args["chart-data"].as<std::string>());
 
   bool bad = false;
+  for (const StormResult& st : results.storm) bad |= !st.error.empty() || st.wrong_values > 0;
   for (const SystemOutcome& o : results.outcomes)
     for (const CellResult& c : o.cells)
       bad |= !c.error.empty() || c.check_failures > 0 || c.unexpected_misses > 0;
