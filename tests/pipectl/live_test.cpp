@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 
 #include <atomic>
+#include <optional>
 #include <random>
 #include <set>
 #include <thread>
@@ -271,6 +272,35 @@ TEST_SUITE("pipectl_live") {
     // The writers' keys were untouched by all of it.
     RunResult w = pipectl({"keys", "--name", name, "w?:*", "--json"});
     CHECK(nlohmann::json::parse(w.out)["count"].get<std::uint64_t>() > 0);
+  }
+
+  TEST_CASE("top_follows_a_recreated_segment_and_stops_when_it_is_destroyed") {
+    std::string name = unique_name("pctl-top-gone");
+    SegmentGuard guard(name);
+    std::optional<pipecache::Cache> cache;
+    cache.emplace(pipecache::Cache::create(testing::small_options(name)));
+    RunResult result;
+    std::thread top([&] {
+      result = pipectl({"top", "--name", name, "--interval", "100ms", "--count", "1000"});
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    // Re-created under the same name (a redeploy): top must show the new one, whose only
+    // entry is recognisable by its count.
+    cache.reset();
+    REQUIRE(pipecache::Cache::remove(name));
+    cache.emplace(pipecache::Cache::create(testing::small_options(name)));
+    for (int i = 0; i < 7; ++i) cache->put("new:" + std::to_string(i), "v");
+    std::this_thread::sleep_for(std::chrono::milliseconds(600));
+    cache.reset();
+    REQUIRE(pipecache::Cache::remove(name));
+    top.join();
+    INFO(describe(result));
+    CHECK(result.exit_code == 3);
+    check_one_line_error(result, name);
+    check_one_line_error(result, "destroyed");
+    auto lines = lines_of(result.out);
+    REQUIRE(!lines.empty());
+    CHECK(lines.back().find(" entries=7 ") != std::string::npos);
   }
 
   TEST_CASE("top_prints_one_line_per_interval_with_rates_when_not_a_terminal") {

@@ -248,6 +248,36 @@ std::string_view counter_name(pipecache::NsCounter counter) {
   return kNames[static_cast<unsigned>(counter)];
 }
 
+std::string_view counter_help(pipecache::NsCounter counter) {
+  static constexpr std::string_view kHelp[] = {
+      "Requests of the type.",
+      "Requests answered with a fresh cached value.",
+      "Requests that found no usable cached value.",
+      "Requests answered with a stale value while one process refreshes it.",
+      "Handler runs that computed a value.",
+      "Requests that waited for another process computing the same key.",
+      "Leases taken over from a dead or late holder.",
+      "Requests answered without the cache (segment unavailable, full, value too large...).",
+      "Handler runs that threw.",
+      "Batch handler invocations.",
+      "Requests answered by a batch handler.",
+      "Misses of a batch-eligible type sent to the batcher.",
+      "Requests that joined a batch of 2 or more.",
+      "Batch handler failures (threw or returned the wrong count).",
+      "Requests re-run alone after a batch failure.",
+      "Total time requests waited in a batch window.",
+  };
+  static_assert(std::size(kHelp) == pipecache::kNsCounters,
+                "a counter was added to pipecache::NsCounter: describe it here");
+  return kHelp[static_cast<unsigned>(counter)];
+}
+
+double request_hit_ratio(const pipecache::NamespaceStats& ns) {
+  using pipecache::NsCounter;
+  return ratio(ns.counter(NsCounter::hits) + ns.counter(NsCounter::stale_served),
+               ns.counter(NsCounter::requests));
+}
+
 void write_stdout(std::string_view bytes) {
   if (!bytes.empty() && std::fwrite(bytes.data(), 1, bytes.size(), stdout) != bytes.size()) {
     throw std::system_error(errno, std::generic_category(), "writing to stdout");

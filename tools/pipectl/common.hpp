@@ -107,6 +107,13 @@ void add_format_options(cxxopts::Options& parser, bool prometheus_allowed);
 // Indexed by pipecache::NsCounter; the order of that enum is the segment's layout order.
 std::string_view counter_name(pipecache::NsCounter counter);
 
+// One line describing a per-request-type counter (Prometheus HELP, man page wording).
+std::string_view counter_help(pipecache::NsCounter counter);
+
+// Share of a request type's requests answered from the cache, fresh or stale — the pipeline's
+// own definition (RequestTypeStats::hit_ratio), so pipectl and the pipeline's stats agree.
+double request_hit_ratio(const pipecache::NamespaceStats& ns);
+
 // Writes bytes to stdout with no translation; throws on a write error (EPIPE counts: a reader
 // that went away is not success for `get`).
 void write_stdout(std::string_view bytes);

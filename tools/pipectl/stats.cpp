@@ -70,17 +70,18 @@ std::string text_report(const std::string& name, const Stats& s) {
     t += "\nno request types recorded yet\n";
     return t;
   }
-  t += fmt::format("\n{:<24} {:>10} {:>7} {:>9} {:>9} {:>9} {:>9} {:>10} {:>11} {:>8}\n",
-                   "request type", "requests", "hit%", "computes", "failures", "hit avg",
-                   "hit p99", "compute avg", "compute p99", "entries");
+  // hit% counts stale answers as hits (answered from the cache); "stale" shows how many.
+  t += fmt::format("\n{:<24} {:>10} {:>7} {:>8} {:>9} {:>9} {:>9} {:>9} {:>11} {:>11} {:>8}\n",
+                   "request type", "requests", "hit%", "stale", "computes", "failures",
+                   "hit avg", "hit p99", "compute avg", "compute p99", "entries");
   for (const NamespaceStats& ns : s.namespaces) {
     const Histogram& hit = ns.histogram(NsHistogram::hit_time);
     const Histogram& compute = ns.histogram(NsHistogram::compute_time);
     std::uint64_t requests = ns.counter(NsCounter::requests);
-    t += fmt::format("{:<24} {:>10} {:>7} {:>9} {:>9} {:>9} {:>9} {:>10} {:>11} {:>8}\n",
-                     printable(ns.name), requests,
-                     percent(ratio(ns.counter(NsCounter::hits), requests)),
-                     ns.counter(NsCounter::computes), ns.counter(NsCounter::compute_failures),
+    t += fmt::format("{:<24} {:>10} {:>7} {:>8} {:>9} {:>9} {:>9} {:>9} {:>11} {:>11} {:>8}\n",
+                     printable(ns.name), requests, percent(request_hit_ratio(ns)),
+                     ns.counter(NsCounter::stale_served), ns.counter(NsCounter::computes),
+                     ns.counter(NsCounter::compute_failures),
                      latency(hit.mean_ns()), latency(hit.percentile_ns(0.99)),
                      latency(compute.mean_ns()), latency(compute.percentile_ns(0.99)),
                      ns.entries);
@@ -144,8 +145,7 @@ std::string json_report(const std::string& name, const Stats& s) {
     j.member("id", ns.id);
     j.member("generation", ns.generation);
     j.member("entries", ns.entries);
-    j.member("hit_ratio",
-             ratio(ns.counter(NsCounter::hits), ns.counter(NsCounter::requests)));
+    j.member("hit_ratio", request_hit_ratio(ns));
     j.key("counters").begin_object();
     for (unsigned c = 0; c < pipecache::kNsCounters; ++c) {
       j.member(counter_name(static_cast<NsCounter>(c)), ns.counters[c]);
@@ -253,7 +253,7 @@ std::string prometheus_report(const std::string& name, const Stats& s) {
                                                      : fmt::format("pipecache_request_{}", stem));
     p.family(family + "_total", Type::counter,
              is_time ? std::string_view("Total time requests waited in a batch window, seconds.")
-                     : fmt::format("Per request type counter '{}'.", stem));
+                     : counter_help(counter_id));
     for (std::size_t k = 0; k < s.namespaces.size(); ++k) {
       std::uint64_t v = s.namespaces[k].counters[c];
       if (is_time) {

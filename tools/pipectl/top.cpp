@@ -22,6 +22,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -241,7 +242,8 @@ Frame compare(const Stats& now, const Stats& before, double seconds) {
     row.name = ns.name;
     auto d = [&](NsCounter c) { return delta(ns.counter(c), old->counter(c)); };
     row.requests_per_s = static_cast<double>(d(NsCounter::requests)) / s;
-    row.hit_ratio = ratio(d(NsCounter::hits), d(NsCounter::requests));
+    // As request_hit_ratio(), over the interval: stale answers came from the cache too.
+    row.hit_ratio = ratio(d(NsCounter::hits) + d(NsCounter::stale_served), d(NsCounter::requests));
     row.computes_per_s = static_cast<double>(d(NsCounter::computes)) / s;
     row.failures_per_s = static_cast<double>(d(NsCounter::compute_failures)) / s;
     row.hit_time = delta(ns.histogram(NsHistogram::hit_time), old->histogram(NsHistogram::hit_time));
@@ -408,6 +410,14 @@ void wait_for_tick(Clock::time_point deadline, bool read_keys) {
   }
 }
 
+// Which file the name points at. Processes keep a destroyed segment mapped, so without this
+// check top would go on showing a segment nobody uses any more.
+ino_t segment_inode(const std::string& name) {
+  struct stat st {};
+  if (::stat(pipecache::Cache::path_of(name).c_str(), &st) != 0) return 0;
+  return st.st_ino;
+}
+
 }  // namespace
 
 int run_top(const Invocation& invocation) {
@@ -440,6 +450,7 @@ int run_top(const Invocation& invocation) {
   }
   std::string name = segment_name(*parsed, invocation);
   pipecache::Cache cache = open_segment(name);
+  ino_t inode = segment_inode(name);
 
   bool interactive = ::isatty(STDOUT_FILENO) == 1;
   bool read_keys = interactive && ::isatty(STDIN_FILENO) == 1;
@@ -463,6 +474,19 @@ int run_top(const Invocation& invocation) {
     if (g_quit) break;
     bool early = g_redraw != 0;
     g_redraw = 0;
+    if (ino_t current = segment_inode(name); current != inode) {
+      if (current == 0) {
+        throw SegmentProblem(
+            fmt::format("segment '{}' was destroyed while top was running", name));
+      }
+      // Destroyed and created again (a redeploy): follow the new one, rates from scratch.
+      cache = open_segment(name);
+      inode = segment_inode(name);
+      before = cache.stats();
+      before_time = Clock::now();
+      deadline = before_time + interval;
+      continue;
+    }
     Stats now = cache.stats();
     auto now_time = Clock::now();
     double seconds = std::chrono::duration<double>(now_time - before_time).count();
