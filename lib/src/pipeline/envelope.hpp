@@ -40,6 +40,14 @@ inline std::int64_t monotonic_ns() noexcept {
   return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
+// CLOCK_MONOTONIC_COARSE: ~6 ns instead of ~45 ns here, at most a few ms behind
+// CLOCK_MONOTONIC. Behind, never ahead: a value judged with it is fresh a few ms longer.
+inline std::int64_t monotonic_coarse_ns() noexcept {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
 // fresh_until for a value computed at `now` with `ttl` (0 = never expires).
 inline std::int64_t fresh_until(std::int64_t now, std::chrono::milliseconds ttl) noexcept {
   if (ttl.count() <= 0) return kForever;

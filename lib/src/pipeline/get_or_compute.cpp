@@ -270,14 +270,19 @@ std::string compute_and_store(const RequestScope& s, std::int64_t fresh_until_ns
 }
 
 std::string get_or_compute(const RequestScope& s) {
-  const std::int64_t start = monotonic_ns();
+  thread_local unsigned hit_sample = 0;
+  const bool timed = hit_sample % kHitTimeSampleEvery == 0;
+  const std::int64_t start = timed ? monotonic_ns() : monotonic_coarse_ns();
   s.cache.record(s.ns, NsCounter::requests);
   std::string value;
   switch (look(s, value, start)) {  // one clock read serves freshness and the hit time
     case Found::fresh:
       s.cache.record(s.ns, NsCounter::hits);
-      s.cache.record_time(s.ns, NsHistogram::hit_time,
-                          static_cast<std::uint64_t>(monotonic_ns() - start));
+      if (timed) {
+        s.cache.record_time(s.ns, NsHistogram::hit_time,
+                            static_cast<std::uint64_t>(monotonic_ns() - start));
+      }
+      ++hit_sample;
       return value;
     case Found::stale:
       return refresh_or_serve_stale(s, std::move(value));

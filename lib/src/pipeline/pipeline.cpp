@@ -5,7 +5,7 @@
 //   open_mu   guards cache_owner and the (re)open attempt; `cache` publishes the opened
 //             Cache with release/acquire and is never reset, so readers need no lock.
 //   rules_mu  guards rules.
-//   route_mu  guards batch_route.
+//   route_mu  guards batch_route (has_batch_route mirrors whether it is set).
 //   PolicyTable has its own lock (policy.hpp).
 #include <pipecache/pipeline.hpp>
 
@@ -61,6 +61,8 @@ struct Pipeline::Impl {
 
   mutable std::shared_mutex route_mu;
   BatchRoute batch_route;  // GUARDED_BY(route_mu)
+  // Whether batch_route is set: lets requests skip route_mu until a batcher is installed.
+  std::atomic<bool> has_batch_route{false};
 
   Options segment_options() const {
     Options o;
@@ -172,7 +174,7 @@ std::string Pipeline::process_request(std::string_view request_type, const Param
   const std::string key = m.key_for(*type, params, c);
 
   std::function<std::string()> routed;
-  if (type->batch) {
+  if (type->batch && m.has_batch_route.load(std::memory_order_acquire)) {
     std::shared_lock lock(m.route_mu);
     if (m.batch_route) {
       routed = [route = m.batch_route, &type, &params, &handler] {
@@ -301,6 +303,7 @@ std::string Pipeline::cache_key(std::string_view request_type, const Params& par
 
 void Pipeline::set_batch_handler(BatchRoute route) {
   std::unique_lock lock(impl_->route_mu);
+  impl_->has_batch_route.store(static_cast<bool>(route), std::memory_order_release);
   impl_->batch_route = std::move(route);
 }
 
