@@ -282,6 +282,13 @@ TEST_SUITE("pipectl_segment_errors") {
     auto lines = lines_of(r.out);
     REQUIRE(!lines.empty());
     for (const auto& l : lines) CHECK(l.rfind("problem: ", 0) == 0);
+    // keys must not dump arena bytes as a key from the damaged header.
+    RunResult k = pipectl({"keys", "--name", name});
+    CHECK(k.out.size() < 4096);
+    if (k.exit_code != 0) {
+      CHECK(k.exit_code == 3);
+      check_one_line_error(k, name);
+    }
     RunResult j = pipectl({"verify", "--name", name, "--json"});
     CHECK(j.exit_code == 3);
     auto parsed = nlohmann::json::parse(j.out);

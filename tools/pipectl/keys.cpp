@@ -44,6 +44,17 @@ int run_keys(const Invocation& invocation) {
   // One more than asked tells whether the listing was cut short, without a second walk.
   std::size_t ask = limit == static_cast<std::size_t>(-1) ? limit : limit + 1;
   std::vector<pipecache::KeyInfo> keys = cache.keys(glob, ask);
+  // Cache::keys stays inside the segment but trusts each entry's recorded key length; a key
+  // longer than the segment accepts can only come from a damaged entry header. Printing it
+  // would dump a run of arena bytes as a "key", so report the damage instead.
+  for (const auto& k : keys) {
+    if (k.key.size() > cache.max_key_size()) {
+      throw SegmentProblem(fmt::format(
+          "segment '{}' holds an entry with a {}-byte key (the limit is {}): it is corrupt; "
+          "'pipectl verify' lists the damage",
+          name, k.key.size(), cache.max_key_size()));
+    }
+  }
   bool truncated = keys.size() > limit;
   if (truncated) keys.resize(limit);
   std::sort(keys.begin(), keys.end(),
