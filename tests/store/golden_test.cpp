@@ -18,7 +18,7 @@ TEST_SUITE("golden") {
     CHECK(kLayoutVersion == 1);
     CHECK(sizeof(Entry) == 48);
     CHECK(sizeof(LeaseRecord) == 24);
-    CHECK(sizeof(Stripe) == 128);
+    CHECK(sizeof(Stripe) == 64);
     CHECK(sizeof(Namespace) == 128);
     CHECK(offsetof(Header, arena) % 64 == 0);
     CHECK(kLayoutFingerprint == layout_fingerprint());

@@ -113,13 +113,16 @@ struct alignas(kCacheLine) Namespace {
 //  - dirty: 1 from the holder's first mutation until its last; a lock found EOWNERDEAD with
 //    dirty set (or seq odd) means the holder died mid-change: the stripe is dropped.
 //  - lease_wake: futex word (shared, not private), bumped when a lease of this stripe resolves.
+// One cache line per stripe: a hit reads only seq from it, and the stripes of a large table
+// stay compact (a second line per stripe cost ~10% of W1 hit throughput in an early build).
 struct alignas(kCacheLine) Stripe {
   RobustMutex mutex;
   std::atomic<std::uint32_t> seq;
   std::atomic<std::uint32_t> dirty;
-  std::atomic<std::uint64_t> entries;
-  alignas(kCacheLine) std::atomic<std::uint32_t> lease_wake;
+  std::atomic<std::uint32_t> entries;
+  std::atomic<std::uint32_t> lease_wake;
 };
+static_assert(sizeof(Stripe) == kCacheLine);
 
 // Arena state, all guarded by arena_lock (racy relaxed reads by stats are fine: they are
 // figures, not decisions). Recomputed from a linear walk of the blocks by arena recovery.

@@ -489,7 +489,7 @@ std::size_t Table::scan_remove(const std::function<bool(const Entry&, std::strin
     }
     end_write(s);
     if (!doomed.empty()) {
-      s.entries.fetch_sub(doomed.size(), kRelaxed);
+      s.entries.fetch_sub(static_cast<std::uint32_t>(doomed.size()), kRelaxed);
       ArenaLock al(*this, c);
       if (al)
         for (std::uint32_t off : doomed) arena_.release(off);
