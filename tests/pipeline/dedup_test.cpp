@@ -255,6 +255,69 @@ TEST_CASE("throwing_handler_reaches_its_caller_and_one_waiter_retries") {
   free_block(b);
 }
 
+// Starts a child holding the lease on `params` in a handler that returns "slow" only when
+// the board's release_owner is set (or after 10 s).
+pid_t start_slow_holder(Board* b, const PipelineConfig& cfg, const Params& params) {
+  const pid_t pid = testing::spawn([b, cfg, params] {
+    Pipeline p(cfg);
+    const auto v = p.process_request("report", params, [b] {
+      b->owner_in_handler.store(1);
+      eventually([b] { return b->release_owner.load() == 1; }, 10s);
+      return std::string("slow");
+    });
+    return v == "slow" ? 0 : 1;
+  });
+  REQUIRE(eventually([b] { return b->owner_in_handler.load() == 1; }, 10s));
+  return pid;
+}
+
+TEST_CASE("a_waiter_never_waits_past_dedup_max_wait") {
+  const std::string name = testing::unique_name("pl-maxwait");
+  testing::SegmentGuard guard(name);
+  PipelineConfig cfg = small_config(name);
+  cfg.lease_time = 30s;
+  cfg.dedup_max_wait = 300ms;
+  Pipeline p(cfg);
+  Board* b = shared_block<Board>();
+  const Params params{{"id", "wait"}};
+  const pid_t holder = start_slow_holder(b, cfg, params);
+
+  const auto t0 = std::chrono::steady_clock::now();
+  CHECK(p.process_request("report", params, [] { return std::string("direct"); }) == "direct");
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  CHECK(waited >= 200ms);  // it did wait for the live holder first (coarse clock: not 300)
+  CHECK(p.stats().local_fallbacks[static_cast<unsigned>(FallbackCause::dedup_wait_timeout)] == 1);
+  CHECK(b->owner_in_handler.load() == 1);
+
+  b->release_owner.store(1);
+  CHECK(testing::wait_for(holder, 20s).code == 0);
+  free_block(b);
+}
+
+TEST_CASE("a_live_holder_past_its_lease_time_is_taken_over") {
+  const std::string name = testing::unique_name("pl-late");
+  testing::SegmentGuard guard(name);
+  PipelineConfig cfg = small_config(name);
+  cfg.lease_time = 300ms;
+  Pipeline p(cfg);
+  Board* b = shared_block<Board>();
+  const Params params{{"id", "late"}};
+  const pid_t holder = start_slow_holder(b, cfg, params);
+
+  int computes = 0;
+  CHECK(p.process_request("report", params, [&] {
+    ++computes;
+    return std::string("mine");
+  }) == "mine");
+  CHECK(computes == 1);
+  CHECK(type_stats(p, "report").lease_takeovers == 1);
+  CHECK(p.stats().local_fallback_total() == 0);
+
+  b->release_owner.store(1);
+  CHECK(testing::wait_for(holder, 20s).code == 0);
+  free_block(b);
+}
+
 TEST_CASE("deduplication_off_lets_every_process_compute") {
   const std::string name = testing::unique_name("pl-nodedup");
   testing::SegmentGuard guard(name);

@@ -169,6 +169,24 @@ std::string refresh_or_serve_stale(const RequestScope& s, std::string stale) {
   return stale;
 }
 
+// A waiter's look at the key: the answer when there is one (the value, or the waiter's own
+// computation when the value cannot be cached), nullopt to keep waiting.
+std::optional<std::string> waiter_look(const RequestScope& s, std::string& value) {
+  switch (look(s, value, monotonic_ns())) {
+    case Found::fresh:
+    case Found::stale:
+      return std::move(value);
+    case Found::uncacheable:
+      s.fallbacks.note(marker_cause(value), "value could not be cached", &s.cache, s.ns);
+      return run_compute(s);
+    case Found::error:
+      return run_compute(s);
+    case Found::absent:
+      break;
+  }
+  return std::nullopt;
+}
+
 std::string compute_once(const RequestScope& s, std::int64_t start) {
   const std::int64_t deadline =
       start + std::chrono::duration_cast<nanoseconds>(s.max_wait).count();
@@ -179,18 +197,7 @@ std::string compute_once(const RequestScope& s, std::int64_t start) {
       // Back from a wake: most likely the value is there now. Looking before try_lease keeps
       // a woken waiter from taking a fresh lease only to find the value and release it again
       // (which would wake every other waiter once more).
-      switch (look(s, value, monotonic_ns())) {
-        case Found::fresh:
-        case Found::stale:
-          return value;
-        case Found::uncacheable:
-          s.fallbacks.note(marker_cause(value), "value could not be cached", &s.cache, s.ns);
-          return run_compute(s);
-        case Found::error:
-          return run_compute(s);
-        case Found::absent:
-          break;
-      }
+      if (auto answer = waiter_look(s, value)) return std::move(*answer);
     }
     LeaseResult lease;
     try {
@@ -218,18 +225,7 @@ std::string compute_once(const RequestScope& s, std::int64_t start) {
       s.cache.record(s.ns, NsCounter::dedup_waits);
     }
     const std::uint32_t seq = s.cache.lease_wake_seq(s.key);  // invariant 3: before the look
-    switch (look(s, value, monotonic_ns())) {
-      case Found::fresh:
-      case Found::stale:
-        return value;
-      case Found::uncacheable:
-        s.fallbacks.note(marker_cause(value), "value could not be cached", &s.cache, s.ns);
-        return run_compute(s);
-      case Found::error:
-        return run_compute(s);
-      case Found::absent:
-        break;
-    }
+    if (auto answer = waiter_look(s, value)) return std::move(*answer);
     const std::int64_t now = monotonic_ns();
     if (now >= deadline) {  // invariant 5
       s.fallbacks.note(FallbackCause::dedup_wait_timeout,
