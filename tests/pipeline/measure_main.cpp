@@ -1,9 +1,13 @@
 // Figures for issue 4's closing note (an ordinary program, not a test):
-//   1. publish -> last waiter: 8 processes wait on one missing key; the time from the end of
-//      the holder's handler (its publish follows at once) to the return of the last waiter.
+//   1. publish -> waiters: 8 processes wait on one missing key while a 9th holds its lease;
+//      from the end of the holder's handler (its publish follows at once) to the return of
+//      the holder's process_request (= the publish, including the futex wake of 8
+//      processes), of the first waiter and of the last waiter. Waiters stay alive until all
+//      have answered: an exiting process would steal CPU from those still to run.
 //   2. the per-request cost of process_request on a hit against a bare Cache::get of the
-//      same key (1 KiB value), in one process.
+//      same key (1 KiB value, reused output string), in one process.
 // Usage: pipeline_measure [rounds=20] [hit_iterations=2000000]
+// On a shared machine, `chrt -f 10 pipeline_measure` keeps other work from preempting it.
 #include <pipecache/pipeline.hpp>
 
 #include <signal.h>
@@ -40,8 +44,11 @@ struct Board {
   std::atomic<int> ready{0};
   std::atomic<int> holder_in_handler{0};
   std::atomic<std::int64_t> handler_end{0};
+  std::atomic<std::int64_t> holder_return{0};  // process_request returned in the holder
   std::atomic<std::int64_t> done[kWaiters]{};
   std::atomic<int> wrong{0};
+  std::atomic<int> finished{0};  // waiters that recorded their return
+  std::atomic<int> may_exit{0};  // set once every waiter has recorded its return
 };
 
 double median(std::vector<double> v) {
@@ -52,6 +59,7 @@ double median(std::vector<double> v) {
 struct WakeFigures {
   std::vector<double> first_us;  // handler end -> first waiter returned
   std::vector<double> last_us;   // handler end -> last waiter returned
+  std::vector<double> holder_us;  // handler end -> the holder's process_request returned
 };
 
 WakeFigures publish_to_waiters(const PipelineConfig& cfg, int rounds) {
@@ -74,6 +82,7 @@ WakeFigures publish_to_waiters(const PipelineConfig& cfg, int rounds) {
         b->handler_end.store(now_ns());
         return std::string(1024, 'm');
       });
+      b->holder_return.store(now_ns());
       ::_exit(0);
     }
     while (b->holder_in_handler.load() == 0) std::this_thread::sleep_for(1ms);
@@ -85,9 +94,15 @@ WakeFigures publish_to_waiters(const PipelineConfig& cfg, int rounds) {
         const auto v = p.process_request("measure", params, [] { return std::string("dup"); });
         b->done[i].store(now_ns());
         if (v.size() != 1024) b->wrong.fetch_add(1);
+        b->finished.fetch_add(1);
+        // Exit only when all have answered: a process exit costs ~100 us of CPU (unmapping),
+        // which would otherwise delay the waiters still to run on the 2 cores.
+        while (b->may_exit.load() == 0) std::this_thread::sleep_for(1ms);
         ::_exit(0);
       }
     }
+    while (b->finished.load() < kWaiters) std::this_thread::sleep_for(1ms);
+    b->may_exit.store(1);
     for (pid_t pid : pids) ::waitpid(pid, nullptr, 0);
     std::int64_t last = 0;
     std::int64_t first = INT64_MAX;
@@ -97,6 +112,7 @@ WakeFigures publish_to_waiters(const PipelineConfig& cfg, int rounds) {
     }
     if (b->wrong.load() != 0) std::fprintf(stderr, "round %d: %d wrong values\n", r, b->wrong.load());
     out.last_us.push_back(static_cast<double>(last - b->handler_end.load()) / 1000.0);
+    out.holder_us.push_back(static_cast<double>(b->holder_return.load() - b->handler_end.load()) / 1000.0);
     out.first_us.push_back(static_cast<double>(first - b->handler_end.load()) / 1000.0);
   }
   ::munmap(b, sizeof(Board));
@@ -120,7 +136,9 @@ int main(int argc, char** argv) {
       return 1;
     }
     auto wake = publish_to_waiters(cfg, rounds);
-    for (auto* v : {&wake.first_us, &wake.last_us}) std::sort(v->begin(), v->end());
+    for (auto* v : {&wake.first_us, &wake.last_us, &wake.holder_us}) std::sort(v->begin(), v->end());
+    std::printf("handler end -> holder's process_request returned (publish): median %.1f us\n",
+                median(wake.holder_us));
     std::printf("handler end -> first of %d waiters returned: median %.1f us, min %.1f us, max %.1f us"
                 " (%d rounds)\n",
                 kWaiters, median(wake.first_us), wake.first_us.front(), wake.first_us.back(), rounds);
