@@ -29,16 +29,18 @@ double LatencyHistogram::percentile_ns(double q) const noexcept {
     double next = seen + static_cast<double>(counts_[i]);
     if (next >= rank) {
       double inside = (rank - seen) / static_cast<double>(counts_[i]);
-      return static_cast<double>(lower_bound_of(i)) + inside * static_cast<double>(width_of(i));
+      double value = static_cast<double>(lower_bound_of(i)) + inside * static_cast<double>(width_of(i));
+      return std::min(value, static_cast<double>(max_));
     }
     seen = next;
   }
-  return static_cast<double>(lower_bound_of(kBuckets - 1));
+  return static_cast<double>(max_);
 }
 
 LatencyHistogram& LatencyHistogram::operator+=(const LatencyHistogram& other) noexcept {
   for (unsigned i = 0; i < kBuckets; ++i) counts_[i] += other.counts_[i];
   count_ += other.count_;
+  max_ = std::max(max_, other.max_);
   return *this;
 }
 

@@ -23,9 +23,12 @@ class LatencyHistogram {
   void add(std::uint64_t ns) noexcept {
     ++counts_[index_of(ns)];
     ++count_;
+    if (ns > max_) max_ = ns;
   }
   std::uint64_t count() const noexcept { return count_; }
-  // Quantile q in [0, 1], interpolated inside its bucket; 0 when empty.
+  std::uint64_t max() const noexcept { return max_; }
+  // Quantile q in [0, 1], interpolated inside its bucket (never above the largest sample);
+  // 0 when empty.
   double percentile_ns(double q) const noexcept;
   LatencyHistogram& operator+=(const LatencyHistogram& other) noexcept;
 
@@ -42,6 +45,7 @@ class LatencyHistogram {
  private:
   std::array<std::uint64_t, kBuckets> counts_{};
   std::uint64_t count_ = 0;
+  std::uint64_t max_ = 0;
 };
 static_assert(std::is_trivially_copyable_v<LatencyHistogram>);
 
