@@ -63,6 +63,21 @@ TEST_CASE("corrupt_segment_falls_back_to_the_handler") {
                   std::invalid_argument);
 }
 
+TEST_CASE("pipeline_recovers_when_the_segment_becomes_usable") {
+  const std::string name = testing::unique_name("pl-recover");
+  testing::SegmentGuard guard(name);
+  { Cache::create(testing::small_options(name)); }
+  corrupt_header(name);
+  Pipeline p(small_config(name));
+  REQUIRE_FALSE(p.cache_available());
+  // The operator removes the broken segment; the next attempt (every 2 s) creates a new one.
+  Cache::remove(name);
+  std::this_thread::sleep_for(2200ms);
+  CHECK(p.process_request("report", {}, [] { return std::string("first"); }) == "first");
+  CHECK(p.cache_available());
+  CHECK(p.process_request("report", {}, [] { return std::string("second"); }) == "first");
+}
+
 TEST_CASE("caching_disabled_computes_every_time_and_creates_no_segment") {
   const std::string name = testing::unique_name("pl-off");
   testing::SegmentGuard guard(name);
