@@ -1,0 +1,280 @@
+// A worker process: HTTP routes -> Pipeline -> calendar.
+//
+// Invariants:
+//   1. Every answer body is a pure function of the request's parameters, the database and the
+//      time the view is computed for (views.hpp), so the cache can answer instead of the
+//      handler byte for byte.
+//   2. No request fails because of the cache: process_request falls back to the handler
+//      (pipeline.hpp). A handler's own failure is a 500 with a JSON error; a client's mistake
+//      is a 400 with a JSON error, decided BEFORE the pipeline is asked (a bad request never
+//      reaches the cache, so it can neither be cached nor poison a key).
+//   3. A data change goes to the database first, then to handle_data_change: a request that
+//      misses after the invalidation reads the new data.
+#include "server.hpp"
+#include "views.hpp"
+
+#include <pipecache/batcher.hpp>
+
+#include <httplib.h>
+
+#include <fmt/format.h>
+
+#include <csignal>
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <thread>
+#include <unistd.h>
+
+namespace whatsnext {
+namespace {
+
+using pipecache::Params;
+
+// Request types: the pipeline's seeded policies (whats_next_data 60 s in minute buckets,
+// events_by_range 300 s batched, settings_get 600 s) and its seeded invalidation rules
+// (data_refresh -> whats_next_*, events_by_range:*; settings_change -> settings_*,
+// whats_next_*) are exactly what this server needs, so it sets none of its own.
+constexpr std::string_view kWhatsNext = "whats_next_data";
+constexpr std::string_view kEvents = "events_by_range";
+constexpr std::string_view kSettings = "settings_get";
+
+// After SIGTERM a worker finishes its in-flight requests; one still running after this long
+// (a client holding a keep-alive connection open) is cut off by SIGALRM's default action.
+constexpr unsigned kGraceSeconds = 3;
+
+// Set by a handler on the thread that runs it: tells the route whether this request computed
+// its answer (X-Pipecache: computed) or was answered by the cache (hit).
+thread_local bool t_computed = false;
+
+struct RangeHash {
+  std::size_t operator()(const TimeRange& r) const noexcept {
+    return std::hash<UnixSeconds>()(r.from) * 31 + std::hash<UnixSeconds>()(r.to);
+  }
+};
+using EventsBatcher = pipecache::Batcher<TimeRange, std::string, RangeHash>;
+
+class App {
+ public:
+  explicit App(const ServerConfig& config)
+      : config_(config), pipeline_(config.pipeline) {
+    // Batching of events_by_range misses (issue 5's seam): N ranges missed within one window
+    // become one SQL query. Only misses get here: the pipeline routes a computation, never a
+    // hit. Its batch counters are recorded in the segment by the observer below.
+    events_batcher_ = std::make_unique<EventsBatcher>(
+        [this](const std::vector<TimeRange>& ranges) {
+          auto lists = db().occurrences(ranges);
+          std::vector<std::string> out;
+          out.reserve(ranges.size());
+          for (std::size_t i = 0; i < ranges.size(); ++i) {
+            out.push_back(events_json(ranges[i], lists[i]));
+          }
+          return out;
+        },
+        [this](const TimeRange& r) { return events_json(r, db().occurrences(r)); },
+        pipecache::BatcherOptions{config.pipeline.batch_size, config.pipeline.batch_timeout},
+        [this](const pipecache::BatchReport& report) { record_batch(report); });
+    pipeline_.set_batch_handler([this](std::string_view type, const Params& params,
+                                       const pipecache::Pipeline::Handler& handler) {
+      if (type != kEvents) return handler();
+      t_computed = true;
+      return events_batcher_->load(parse_range(params.at("start"), params.at("end")));
+    });
+  }
+
+  ~App() { events_batcher_->shutdown(); }
+
+  void install(httplib::Server& server) {
+    server.Get("/api/whats-next/data", [this](const httplib::Request& q, httplib::Response& r) {
+      guarded(r, [&] { whats_next(q, r); });
+    });
+    server.Get("/api/events", [this](const httplib::Request& q, httplib::Response& r) {
+      guarded(r, [&] { events(q, r); });
+    });
+    server.Get("/api/settings", [this](const httplib::Request&, httplib::Response& r) {
+      guarded(r, [&] { answer(r, kSettings, {}, [this] { return settings_json(db().settings()); }); });
+    });
+    server.Put("/api/settings", [this](const httplib::Request& q, httplib::Response& r) {
+      guarded(r, [&] { put_settings(q, r); });
+    });
+    server.Post("/api/refresh", [this](const httplib::Request&, httplib::Response& r) {
+      guarded(r, [&] { refresh(r); });
+    });
+    server.Get("/metrics", [this](const httplib::Request&, httplib::Response& r) {
+      guarded(r, [&] {
+        r.set_content(render_metrics(pipeline_), "text/plain; version=0.0.4; charset=utf-8");
+      });
+    });
+    server.Get("/healthz", [this](const httplib::Request&, httplib::Response& r) {
+      r.set_header("X-Worker-Pid", std::to_string(getpid()));
+      r.set_content(fmt::format(R"({{"status":"ok","cache":{}}})",
+                                pipeline_.cache_available() ? "true" : "false"),
+                    "application/json");
+    });
+    server.Get("/", [](const httplib::Request&, httplib::Response& r) {
+      r.set_content(kIndexHtml, "text/html; charset=utf-8");
+    });
+    // Unknown paths and methods: a JSON error rather than httplib's empty body.
+    server.set_error_handler([](const httplib::Request&, httplib::Response& r) {
+      if (r.body.empty()) {
+        r.set_content(error_json(fmt::format("HTTP {}", r.status)), "application/json");
+      }
+    });
+  }
+
+ private:
+  // One SQLite connection per thread (calendar.hpp): HTTP pool threads and the batcher's
+  // dispatcher each open theirs on first use.
+  CalendarDb& db() {
+    thread_local std::unique_ptr<CalendarDb> connection;
+    if (!connection) connection = std::make_unique<CalendarDb>(config_.db_path);
+    return *connection;
+  }
+
+  template <typename F>
+  void guarded(httplib::Response& r, F&& body) {
+    r.set_header("X-Worker-Pid", std::to_string(getpid()));
+    try {
+      body();
+    } catch (const BadRequest& e) {
+      r.status = 400;
+      r.set_content(error_json(e.what()), "application/json");
+    } catch (const std::exception& e) {
+      r.status = 500;
+      r.set_content(error_json(e.what()), "application/json");
+    }
+  }
+
+  void answer(httplib::Response& r, std::string_view type, const Params& params,
+              const std::function<std::string()>& handler) {
+    t_computed = false;
+    std::string body = pipeline_.process_request(type, params, [&] {
+      t_computed = true;
+      return handler();
+    });
+    const char* how = !pipeline_.cache_available() ? "off" : t_computed ? "computed" : "hit";
+    r.set_header("X-Pipecache", how);
+    r.set_content(std::move(body), "application/json");
+  }
+
+  void whats_next(const httplib::Request& q, httplib::Response& r) {
+    Params params;
+    std::optional<Layout> layout;
+    if (q.has_param("layout") && !q.get_param_value("layout").empty()) {
+      layout = parse_layout("layout", q.get_param_value("layout"));
+      params["layout"] = std::string(kLayoutNames[static_cast<int>(*layout)]);
+    }
+    std::optional<UnixSeconds> pinned;
+    if (q.has_param("debug_time")) {
+      pinned = parse_time("debug_time", q.get_param_value("debug_time"));
+      // Normalised, so every spelling of one instant shares one key.
+      params[std::string(pipecache::kDebugTimeParam)] = std::to_string(*pinned);
+    }
+    answer(r, kWhatsNext, params, [this, layout, pinned] {
+      // The view of the minute (the pipeline keys this type by minute bucket): computed for
+      // the bucket's start, so every request of that minute gets the same bytes. At a minute
+      // boundary the key's bucket (read just before) may be one minute older than this clock
+      // reading; that entry is then a minute early for the microseconds left in its bucket.
+      const UnixSeconds now = pinned.value_or(
+          std::chrono::duration_cast<std::chrono::seconds>(
+              std::chrono::system_clock::now().time_since_epoch())
+              .count() / 60 * 60);
+      CalendarDb& calendar = db();
+      const Layout chosen = layout.value_or(
+          parse_layout("default_layout", calendar.settings().default_layout));
+      return whats_next_json(calendar, chosen, now);
+    });
+  }
+
+  void events(const httplib::Request& q, httplib::Response& r) {
+    const TimeRange range =
+        parse_range(q.get_param_value("start"), q.get_param_value("end"));
+    answer(r, kEvents, {{"start", std::to_string(range.from)}, {"end", std::to_string(range.to)}},
+           [this, range] { return events_json(range, db().occurrences(range)); });
+  }
+
+  void put_settings(const httplib::Request& q, httplib::Response& r) {
+    CalendarDb& calendar = db();
+    const Settings updated = apply_settings_patch(calendar.settings(), q.body);
+    calendar.save_settings(updated);
+    pipeline_.handle_data_change("settings_change");
+    r.set_content(settings_json(updated), "application/json");
+  }
+
+  void refresh(httplib::Response& r) {
+    const LoadSummary loaded = db().reload(config_.calendar_path);
+    pipeline_.handle_data_change("data_refresh");
+    r.set_content(fmt::format(R"({{"events":{},"recurring":{},"overrides":{}}})", loaded.events,
+                              loaded.recurring, loaded.overrides),
+                  "application/json");
+  }
+
+  void record_batch(const pipecache::BatchReport& report) {
+    pipecache::Cache* cache = pipeline_.cache();
+    if (cache == nullptr) return;
+    using pipecache::NsCounter;
+    const int ns = cache->namespace_id(pipecache::escape_request_type(kEvents));
+    cache->record(ns, NsCounter::batches);
+    cache->record(ns, NsCounter::batchable_requests, report.requests);
+    cache->record(ns, NsCounter::batched_requests, report.requests - report.fallbacks);
+    if (report.requests >= 2) cache->record(ns, NsCounter::batch_joined, report.requests);
+    if (report.failed) cache->record(ns, NsCounter::batch_failures);
+    cache->record(ns, NsCounter::batch_fallbacks, report.fallbacks);
+    cache->record(ns, NsCounter::batch_wait_ns, static_cast<std::uint64_t>(report.wait.count()));
+  }
+
+  const ServerConfig& config_;
+  pipecache::Pipeline pipeline_;
+  std::unique_ptr<EventsBatcher> events_batcher_;
+};
+
+// Stops this worker without disturbing its siblings. httplib's Server::stop() calls
+// shutdown() on its listening socket, and that socket is SHARED with every other worker:
+// shutdown() would stop them all. So the worker first points its own descriptor at a fresh,
+// unbound socket (dup2 swaps the descriptor of this process only), then stops: the accept
+// loop wakes within its idle interval and ends, in-flight requests finish.
+void stop_worker(httplib::Server& server, int listen_fd) {
+  const int detached = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (detached >= 0) {
+    ::dup2(detached, listen_fd);
+    ::close(detached);
+  }
+  server.stop();
+  ::alarm(kGraceSeconds);
+}
+
+}  // namespace
+
+int run_worker(httplib::Server& server, int listen_fd, const ServerConfig& config) {
+  // SIGTERM is taken by a thread of its own (sigwait), so the stop sequence runs outside a
+  // signal handler. It is blocked before any other thread exists: they all inherit the mask.
+  sigset_t term;
+  sigemptyset(&term);
+  sigaddset(&term, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &term, nullptr);
+
+  std::optional<App> app;
+  try {
+    app.emplace(config);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "pipecache-whatsnext worker %d: %s\n", getpid(), e.what());
+    return 1;
+  }
+  app->install(server);
+  std::thread([&server, listen_fd, term] {
+    int signal = 0;
+    sigwait(&term, &signal);
+    stop_worker(server, listen_fd);
+  }).detach();
+
+  const bool clean = server.listen_after_bind();
+  app.reset();  // drains the batcher, detaches from the segment
+  // false: the accept loop ended because the shared socket was shut down by the master
+  // (shutdown of the whole server) or replaced by stop_worker: both are orderly.
+  (void)clean;
+  return 0;
+}
+
+}  // namespace whatsnext
