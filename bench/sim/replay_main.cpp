@@ -109,6 +109,32 @@ Outcome simulate(Policy& policy, const Trace& trace, std::uint64_t overhead) {
   return o;
 }
 
+// Hand-worked cases from the policies' definitions (sim/policies.hpp): each object costs 1
+// and the budget is counted in objects. Returns the failures; bench/run runs this first so a
+// broken simulator cannot silently move the comparison.
+std::vector<std::string> self_test() {
+  std::vector<std::string> failures;
+  auto expect = [&](Policy& p, const std::string& sequence, const std::string& hits) {
+    std::string got;
+    for (char c : sequence) got += p.access(static_cast<std::uint32_t>(c - 'A'), 1) ? 'h' : '.';
+    if (got != hits)
+      failures.push_back(fmt::format("{} on {}: got {}, want {}", p.name(), sequence, got, hits));
+  };
+  // Budget 3. A B C fill it, A is hit, D must evict: LRU drops B (least recently used) and
+  // keeps A; FIFO drops A (oldest) although it was just used.
+  expect(*make_lru(3, 26), "ABCADBA", "...h..h");   // B evicts C, A still resident
+  expect(*make_fifo(3, 26), "ABCADBA", "...h.h.");  // B hit, A (evicted by D) a miss
+  // SIEVE: D evicts B (A's bit is cleared, the hand moves to B); A and C hit; E: the hand at
+  // C clears its bit, moves to D (unvisited) and evicts it; A is still resident.
+  expect(*make_sieve(3, 26), "ABCADACEA", "...h.hh.h");
+  // S3-FIFO, budget 10, S target 1. A..J fill S; K evicts A from S (never hit) to the ghost;
+  // A again comes back from the ghost into M (evicting B to the ghost) and is then hit; B, C,
+  // D likewise return into M, each pushing the next S tail out. F, hit while in S, is moved to
+  // M when it reaches S's tail (L's insertion) instead of being evicted: F hits, G is gone.
+  expect(*make_s3fifo(10, 26, 0.1, 1), "ABCDEFGHIJKAABCDFLFG", "............h...h.h.");
+  return failures;
+}
+
 std::vector<std::string> split(const std::string& text) {
   std::vector<std::string> parts;
   std::stringstream in(text);
@@ -130,8 +156,15 @@ int run(int argc, char** argv) {
       ("s3fifo-promote", "S3-FIFO: accesses while in S needed to move to M",
        cxxopts::value<unsigned>()->default_value("1"))
       ("json", "write results here", cxxopts::value<std::string>()->default_value(""))
+      ("self-test", "check the simulators on hand-worked cases and exit")
       ("h,help", "this help");
   auto args = options.parse(argc, argv);
+  if (args.count("self-test")) {
+    std::vector<std::string> failures = self_test();
+    for (const std::string& f : failures) fmt::print("self-test FAILED: {}\n", f);
+    if (failures.empty()) fmt::print("simulator self-test: ok\n");
+    return failures.empty() ? 0 : 1;
+  }
   if (args.count("help") || !args.count("trace")) {
     fmt::print("{}\n", options.help());
     return args.count("help") ? 0 : 2;
