@@ -60,6 +60,8 @@ int run_subcommand(const Subcommand& command, const Invocation& invocation) {
   g_segment.clear();
   try {
     int rc = command.run(invocation);
+    // Buffered output can still fail here (a full disk behind `> file`): a `get` whose value
+    // did not arrive must not exit 0. 3 because the operation as asked did not happen.
     if (std::fflush(stdout) != 0) {
       report(invocation, fmt::format("writing to stdout: {}", std::strerror(errno)));
       return static_cast<int>(ExitCode::segment);
@@ -88,6 +90,7 @@ int run_subcommand(const Subcommand& command, const Invocation& invocation) {
 cxxopts::Options make_parser(std::string_view subcommand, std::string_view summary,
                              std::string_view positional_help) {
   cxxopts::Options parser(fmt::format("pipectl {}", subcommand), std::string(summary));
+  parser.set_width(100);
   parser.positional_help(std::string(positional_help));
   parser.add_options()
       ("n,name", "segment name (default: $PIPECACHE_NAME, else \"default\")",

@@ -114,8 +114,8 @@ std::string_view counter_help(pipecache::NsCounter counter);
 // own definition (RequestTypeStats::hit_ratio), so pipectl and the pipeline's stats agree.
 double request_hit_ratio(const pipecache::NamespaceStats& ns);
 
-// Writes bytes to stdout with no translation; throws on a write error (EPIPE counts: a reader
-// that went away is not success for `get`).
+// Writes bytes to stdout with no translation; throws on a write error. SIGPIPE keeps its
+// default action, so `pipectl keys | head` ends quietly the way Unix filters do.
 void write_stdout(std::string_view bytes);
 
 // Human-readable helpers for text output.
