@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include "pipeline/helpers.hpp"
+#include "pipeline/invalidation.hpp"
 
 using namespace pipecache;
 using namespace pipeline_testing;
@@ -47,6 +48,44 @@ std::uint64_t generation_of(Pipeline& p, std::string_view type) {
 }  // namespace
 
 TEST_SUITE("pipeline_invalidation") {
+
+TEST_CASE("patterns_map_onto_namespace_invalidations") {
+  using pipecache::detail::NamespaceList;
+  using pipecache::detail::plan_invalidation;
+  int asked = 0;
+  auto known = [&] {
+    ++asked;
+    return NamespaceList{{"whats_next_data", "whats_next_v2", "events_by_range", "settings_get"},
+                         false};
+  };
+  auto plan = plan_invalidation("whats_next_data:*", known);
+  CHECK(plan.namespace_globs == std::vector<std::string>{"whats_next_data:*"});
+  CHECK_FALSE(plan.scan);
+  CHECK(asked == 0);  // the store's own O(1) form needs no list
+
+  plan = plan_invalidation("whats_next_*", known);
+  CHECK(plan.namespace_globs == std::vector<std::string>{"whats_next_data:*", "whats_next_v2:*"});
+  CHECK_FALSE(plan.scan);
+
+  plan = plan_invalidation("*_by_*:*", known);
+  CHECK(plan.namespace_globs == std::vector<std::string>{"events_by_range:*"});
+
+  plan = plan_invalidation("nothing_*", known);
+  CHECK(plan.namespace_globs.empty());
+  CHECK_FALSE(plan.scan);
+
+  for (const char* scanned : {"events_by_range:from=1*", "*", "*user=3*", "settings_get:a=?"}) {
+    plan = plan_invalidation(scanned, known);
+    CHECK_MESSAGE(plan.scan, std::string(scanned));
+    CHECK(plan.namespace_globs.empty());
+  }
+
+  // A full namespace table: some type may have no namespace, so a scan runs as well.
+  auto full = [] { return NamespaceList{{"whats_next_data"}, true}; };
+  plan = plan_invalidation("whats_next_*", full);
+  CHECK(plan.namespace_globs == std::vector<std::string>{"whats_next_data:*"});
+  CHECK(plan.scan);
+}
 
 TEST_CASE("namespace_invalidation_is_seen_by_every_process") {
   const std::string name = testing::unique_name("pl-inv");

@@ -259,9 +259,10 @@ bool store_payload(const RequestScope& s, std::string_view payload, std::int64_t
   return false;
 }
 
-std::string compute_and_store(const RequestScope& s, std::int64_t fresh_until_ns) {
+std::string compute_and_store(const RequestScope& s, std::int64_t fresh_until_ns, bool* stored) {
   std::string value = run_compute(s);
-  store_payload(s, value, fresh_until_ns);
+  const bool kept = store_payload(s, value, fresh_until_ns);
+  if (stored != nullptr) *stored = kept;
   return value;
 }
 

@@ -61,8 +61,10 @@ std::string get_or_compute(const RequestScope& scope);
 
 // Runs the computation without a lease and stores its value (warming, fallbacks). Counts
 // computes / compute_failures; store failures are counted as fallbacks, never thrown.
-// `fresh_until` overrides the policy's TTL start (warming of future buckets); 0 = now.
-std::string compute_and_store(const RequestScope& scope, std::int64_t fresh_until_ns = 0);
+// `fresh_until_ns` overrides the policy's TTL (warming of future buckets); 0 = now + ttl.
+// `stored` (optional) tells whether the store kept the value.
+std::string compute_and_store(const RequestScope& scope, std::int64_t fresh_until_ns = 0,
+                              bool* stored = nullptr);
 
 // Stores an already computed payload; false (counted) if the store could not keep it.
 bool store_payload(const RequestScope& scope, std::string_view payload, std::int64_t fresh_until_ns);

@@ -7,8 +7,7 @@
 namespace pipecache::detail {
 
 InvalidationPlan plan_invalidation(std::string_view pattern,
-                                   const std::vector<std::string>& namespaces,
-                                   bool namespace_table_full) {
+                                   const std::function<NamespaceList()>& namespaces) {
   InvalidationPlan plan;
   const GlobPrefix gp = glob_prefix(pattern);
   const std::size_t first_colon = gp.prefix.find(':');
@@ -22,20 +21,24 @@ InvalidationPlan plan_invalidation(std::string_view pattern,
 
   // Which namespaces the pattern selects, if it is one of the namespace forms.
   std::vector<std::string> selected;
+  NamespaceList known;
   bool namespace_form = false;
-  if (gp.prefix_star_only && first_colon == std::string::npos) {
+  if (gp.prefix_star_only && first_colon == std::string::npos && !gp.prefix.empty()) {
     // "<prefix>*": every key of a namespace starting with prefix, and nothing else (keys
-    // always have a namespace: keys.hpp).
+    // always have a namespace: keys.hpp). A bare "*" also means keys of other clients
+    // that have none: it scans.
     namespace_form = true;
-    for (const auto& ns : namespaces) {
+    known = namespaces();
+    for (const auto& ns : known.names) {
       if (ns.compare(0, gp.prefix.size(), gp.prefix) == 0) selected.push_back(ns);
     }
   } else if (pattern.size() >= 2 && pattern.substr(pattern.size() - 2) == ":*" &&
              pattern.substr(0, pattern.size() - 2).find(':') == std::string_view::npos) {
     // "<type glob>:*": the glob is matched against type names, not across the ':'.
     namespace_form = true;
+    known = namespaces();
     const std::string_view type_glob = pattern.substr(0, pattern.size() - 2);
-    for (const auto& ns : namespaces) {
+    for (const auto& ns : known.names) {
       if (glob_match(type_glob, ns)) selected.push_back(ns);
     }
   }
@@ -46,9 +49,10 @@ InvalidationPlan plan_invalidation(std::string_view pattern,
   std::sort(selected.begin(), selected.end());
   selected.erase(std::unique(selected.begin(), selected.end()), selected.end());
   for (const auto& ns : selected) plan.namespace_globs.push_back(ns + ":*");
-  // Nothing matched a known namespace, or some namespace may be unregistered: only a scan
-  // can prove every matching key gone.
-  plan.scan = selected.empty() || namespace_table_full;
+  // Some type may have no namespace (the table is full): only a scan can prove every
+  // matching key gone. Otherwise every key the pipeline stored has a registered namespace
+  // (it registers the type before storing), so no match means nothing to remove.
+  plan.scan = known.table_full;
   return plan;
 }
 

@@ -6,6 +6,7 @@
 // be proven to cover the pattern, a scan of the pattern itself.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,11 +18,13 @@ struct InvalidationPlan {
   bool scan = false;                         // also Cache::invalidate(pattern)
 };
 
-// `namespaces`: the namespace names registered in the segment and the (escaped) types the
-// pipeline knows. `namespace_table_full`: some type may have no namespace, so its keys can
-// only be found by a scan.
+struct NamespaceList {
+  std::vector<std::string> names;  // namespaces registered in the segment
+  bool table_full = false;         // a type may have no namespace: only a scan finds its keys
+};
+
+// `namespaces` is called only for the pattern forms that need the list (not for "<ns>:*").
 InvalidationPlan plan_invalidation(std::string_view pattern,
-                                   const std::vector<std::string>& namespaces,
-                                   bool namespace_table_full);
+                                   const std::function<NamespaceList()>& namespaces);
 
 }  // namespace pipecache::detail

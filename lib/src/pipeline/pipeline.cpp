@@ -129,19 +129,25 @@ struct Pipeline::Impl {
                    nullptr, -1);
   }
 
-  // Namespace names present in the segment; sets `full` when the table has no free slot.
-  static std::vector<std::string> segment_namespaces(Cache& c, bool& full) {
-    std::vector<std::string> names;
+  // Namespace names present in the segment, and whether its table has no free slot.
+  detail::NamespaceList segment_namespaces(Cache& c) {
+    detail::NamespaceList list;
     const Stats st = c.stats();
-    for (const auto& ns : st.namespaces) names.push_back(ns.name);
-    full = false;
-    try {
-      full = names.size() >= c.inspect().namespace_slots;
-    } catch (...) {
-      full = true;  // cannot tell: be correct rather than fast
+    for (const auto& ns : st.namespaces) list.names.push_back(ns.name);
+    unsigned slots = namespace_slots.load(std::memory_order_relaxed);
+    if (slots == 0) {
+      try {
+        slots = c.inspect().namespace_slots;  // fixed at creation: asked once
+        namespace_slots.store(slots, std::memory_order_relaxed);
+      } catch (...) {
+      }
     }
-    return names;
+    // Unknown slot count: be correct rather than fast.
+    list.table_full = slots == 0 || list.names.size() >= slots;
+    return list;
   }
+
+  std::atomic<unsigned> namespace_slots{0};  // of the open segment; 0 = not asked yet
 };
 
 Pipeline::Pipeline(PipelineConfig config) {
@@ -201,9 +207,8 @@ std::size_t Pipeline::invalidate(std::string_view pattern) {
   if (c == nullptr) return 0;  // nothing is cached while the segment is unavailable
   std::size_t removed = 0;
   try {
-    bool full = false;
-    const auto namespaces = Impl::segment_namespaces(*c, full);
-    const auto plan = detail::plan_invalidation(pattern, namespaces, full);
+    const auto plan =
+        detail::plan_invalidation(pattern, [&] { return m.segment_namespaces(*c); });
     for (const auto& glob : plan.namespace_globs) removed += c->invalidate(glob);
     if (plan.scan) removed += c->invalidate(pattern);
   } catch (const std::exception& e) {
@@ -286,12 +291,10 @@ std::size_t Pipeline::warm_ahead(std::string_view request_type, const Params& pa
     const Handler bound = [&handler, start] { return handler(start); };
     const detail::RequestScope scope{*c, ns, *type, key, bound,
                                      m.fallbacks, m.config.lease_time, m.config.dedup_max_wait};
-    const std::int64_t t0 = monotonic_ns();
-    const std::string value = bound();  // a throwing handler ends the warming: the caller's
-    c->record(ns, NsCounter::computes);  // to handle, like process_request
-    c->record_time(ns, NsHistogram::compute_time,
-                   static_cast<std::uint64_t>(monotonic_ns() - t0));
-    if (detail::store_payload(scope, value, until)) ++stored;
+    // A throwing handler ends the warming: the caller's to handle, as in process_request.
+    bool kept = false;
+    detail::compute_and_store(scope, until, &kept);
+    stored += kept ? 1 : 0;
   }
   return stored;
 }
