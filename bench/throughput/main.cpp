@@ -118,6 +118,11 @@ std::vector<SummaryLine> summarise(const Results& r) {
       r.ratio("pipecache", "W1", 2, "pipecache", "W1", 1), ">= 1.8");
   add("w1_limit_scaling", "W1 limit: 2 procs / 1 proc (what the machine allows)",
       r.ratio("limit", "W1", 2, "limit", "W1", 1), "");
+  add("w1_pipecache_scaling_vs_limit_scaling",
+      "W1 pipecache scaling / limit scaling (machine noise cancels)",
+      r.ratio("pipecache", "W1", 2, "pipecache", "W1", 1) /
+          r.ratio("limit", "W1", 2, "limit", "W1", 1),
+      "");
   add("w1_boost_scaling", "W1 boost-map: 2 procs / 1 proc",
       r.ratio("boost-map", "W1", 2, "boost-map", "W1", 1), "");
   add("w3_2p_pipecache_vs_limit", "W3 2 procs: pipecache / limit",
