@@ -72,7 +72,10 @@ struct PipelineConfig {
 
 struct RequestPolicy {
   std::chrono::milliseconds ttl{0};        // fresh for this long; 0 = never expires
-  std::chrono::milliseconds stale_for{0};  // then served stale while one process refreshes
+  // Then served stale while one process refreshes (the holder of the key's lease: the
+  // others never wait, whatever `deduplicate` says), or when the refresh throws.
+  std::chrono::milliseconds stale_for{0};
+  // A miss waits for the process already computing the key instead of computing it again.
   bool deduplicate = true;
   bool batch_eligible = false;
   std::vector<std::string> invalidation_triggers;  // change types that invalidate this type
@@ -102,6 +105,11 @@ struct LatencySummary {
 };
 
 // Figures of one request type, summed over every process (read from the segment).
+// Each request counts once in `requests` and once in `hits` (fresh value), `stale_served`
+// (stale value, somebody else refreshes) or `misses` (absent, or stale and this request
+// refreshes it; a failed refresh that serves the stale value counts in `stale_served` too).
+// A miss that waited for another process's computation counts in `dedup_waits` as well. `computes` / `compute_failures` count handler runs that returned /
+// threw. `hit_time` is sampled (1 hit in 8 per thread is timed); `compute_time` is complete.
 struct RequestTypeStats {
   std::string request_type;
   std::uint64_t generation = 0;
