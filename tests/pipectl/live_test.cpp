@@ -5,8 +5,11 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <optional>
 #include <random>
 #include <set>
@@ -121,6 +124,34 @@ struct Writers {
     return s;
   }
 };
+
+// True once some other process maps the segment file — how the test knows pipectl top has
+// opened it, without relying on a sleep being long enough on a loaded machine.
+bool mapped_by_another_process(const std::string& name, std::chrono::milliseconds timeout) {
+  std::string needle = pipecache::Cache::path_of(name);
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::error_code ec;  // processes come and go during the walk: never throw for that
+    for (auto it = std::filesystem::directory_iterator("/proc", ec);
+         !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+      const auto& entry = *it;
+      std::string pid = entry.path().filename();
+      if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+      if (std::stol(pid) == ::getpid()) continue;
+      std::ifstream maps(entry.path() / "maps");
+      std::string line;
+      while (std::getline(maps, line)) {
+        // A re-created segment is a new file: skip mappings of a deleted one.
+        if (line.find(needle) != std::string::npos &&
+            line.find("(deleted)") == std::string::npos) {
+          return true;
+        }
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
 
 std::set<std::string> key_set(const nlohmann::json& keys_json) {
   std::set<std::string> keys;
@@ -283,15 +314,16 @@ TEST_SUITE("pipectl_live") {
     std::thread top([&] {
       result = pipectl({"top", "--name", name, "--interval", "100ms", "--count", "1000"});
     });
-    std::this_thread::sleep_for(std::chrono::milliseconds(400));
-    // Re-created under the same name (a redeploy): top must show the new one, whose only
-    // entry is recognisable by its count.
-    cache.reset();
+    cache.reset();  // from here on only top maps the segment
+    REQUIRE(mapped_by_another_process(name, std::chrono::seconds(20)));
+    // Re-created under the same name (a redeploy): top must show the new one, recognisable
+    // by its entry count.
     REQUIRE(pipecache::Cache::remove(name));
     cache.emplace(pipecache::Cache::create(testing::small_options(name)));
     for (int i = 0; i < 7; ++i) cache->put("new:" + std::to_string(i), "v");
-    std::this_thread::sleep_for(std::chrono::milliseconds(600));
     cache.reset();
+    REQUIRE(mapped_by_another_process(name, std::chrono::seconds(20)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // a few lines of the new one
     REQUIRE(pipecache::Cache::remove(name));
     top.join();
     INFO(describe(result));
