@@ -68,7 +68,8 @@ int run_subcommand(const Subcommand& command, const Invocation& invocation) {
     }
     return rc;
   } catch (const UsageError& e) {
-    report(invocation, fmt::format("{} (see 'pipectl {} --help')", e.what(), invocation.subcommand));
+    report(invocation, fmt::format("{} (see 'pipectl {} --help')", naming_segment(e.what()),
+                                   invocation.subcommand));
     return static_cast<int>(ExitCode::usage);
   } catch (const NotFound& e) {
     report(invocation, naming_segment(e.what()));
@@ -134,6 +135,9 @@ std::optional<cxxopts::ParseResult> parse_arguments(cxxopts::Options& parser,
     const auto& extra = parsed[std::string(kExtraPositional)].as<std::vector<std::string>>();
     throw UsageError(fmt::format("unexpected argument '{}'", extra.empty() ? "" : extra.front()));
   }
+  // Resolved now, before the subcommand checks its other arguments, so that even their
+  // errors name the segment the command was meant for.
+  (void)segment_name(parsed, invocation);
   return parsed;
 }
 
