@@ -62,58 +62,57 @@ void PrometheusWriter::family(std::string_view name, Type type, std::string_view
                       kTypeNames[static_cast<int>(type)]);
 }
 
-void PrometheusWriter::begin_sample(std::string_view suffix, const Labels& labels,
-                                    std::string_view le) {
+// Built apart and appended whole by the caller: a bad label name throws before anything
+// reaches the document, so a caught error never leaves half a line behind.
+std::string PrometheusWriter::sample_prefix(std::string_view suffix, const Labels& labels,
+                                            std::string_view le) const {
   if (current_.empty()) throw std::logic_error("Prometheus sample before any family");
-  out_ += current_;
-  out_ += suffix;
+  std::string line = current_;
+  line += suffix;
   if (labels.empty() && le.empty()) {
-    out_ += ' ';
-    return;
+    line += ' ';
+    return line;
   }
-  out_ += '{';
+  line += '{';
   bool first = true;
   auto add = [&](std::string_view label, std::string_view value) {
     if (!valid_label_name(label)) {
       throw std::logic_error(fmt::format("invalid Prometheus label name '{}'", label));
     }
-    if (!first) out_ += ',';
+    if (!first) line += ',';
     first = false;
-    out_ += label;
-    out_ += "=\"";
+    line += label;
+    line += "=\"";
     for (char c : value) {
       if (c == '\\') {
-        out_ += "\\\\";
+        line += "\\\\";
       } else if (c == '"') {
-        out_ += "\\\"";
+        line += "\\\"";
       } else if (c == '\n') {
-        out_ += "\\n";
+        line += "\\n";
       } else {
-        out_ += c;
+        line += c;
       }
     }
-    out_ += '"';
+    line += '"';
   };
   for (const auto& [label, value] : labels) add(label, value);
   if (!le.empty()) add("le", le);
-  out_ += "} ";
+  line += "} ";
+  return line;
 }
 
 void PrometheusWriter::sample(std::string_view suffix, const Labels& labels, std::uint64_t value) {
-  begin_sample(suffix, labels, {});
-  out_ += fmt::format("{}\n", value);
+  out_ += sample_prefix(suffix, labels, {}) + fmt::format("{}\n", value);
 }
 
 void PrometheusWriter::sample(std::string_view suffix, const Labels& labels, double value) {
-  begin_sample(suffix, labels, {});
-  out_ += format_value(value);
-  out_ += '\n';
+  out_ += sample_prefix(suffix, labels, {}) + format_value(value) + '\n';
 }
 
 void PrometheusWriter::bucket(const Labels& labels, double upper_bound, std::uint64_t cumulative) {
   std::string le = format_value(upper_bound);
-  begin_sample("_bucket", labels, le);
-  out_ += fmt::format("{}\n", cumulative);
+  out_ += sample_prefix("_bucket", labels, le) + fmt::format("{}\n", cumulative);
 }
 
 }  // namespace pipectl

@@ -39,7 +39,8 @@ class PrometheusWriter {
   static bool valid_label_name(std::string_view name);
 
  private:
-  void begin_sample(std::string_view suffix, const Labels& labels, std::string_view le);
+  std::string sample_prefix(std::string_view suffix, const Labels& labels,
+                            std::string_view le) const;
 
   std::string out_;
   std::string current_;
