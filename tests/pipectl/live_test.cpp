@@ -305,6 +305,31 @@ TEST_SUITE("pipectl_live") {
     CHECK(nlohmann::json::parse(w.out)["count"].get<std::uint64_t>() > 0);
   }
 
+  TEST_CASE("clear_and_set_while_writers_run_leave_a_consistent_segment") {
+    std::string name = unique_name("pctl-clear");
+    SegmentGuard guard(name);
+    auto cache = pipecache::Cache::create(testing::small_options(name, 16u << 20));
+    for (int i = 0; i < 200; ++i) cache.put("old:" + std::to_string(i), "v");
+    Writers writers;
+    writers.start(name);
+    for (int round = 0; round < 3; ++round) {
+      CAPTURE(round);
+      RunResult c = pipectl({"clear", "--name", name});
+      CHECK_MESSAGE(c.exit_code == 0, describe(c));
+      RunResult s = pipectl({"set", "--name", name, "mine:" + std::to_string(round), "value"});
+      CHECK_MESSAGE(s.exit_code == 0, describe(s));
+      RunResult v = pipectl({"verify", "--name", name});
+      CHECK_MESSAGE(v.exit_code == 0, describe(v));
+    }
+    REQUIRE(writers.all_running());
+    writers.stop();
+    CHECK(writers.sum(&WriterTally::bad_values) == 0);
+    CHECK(cache.keys("old:*").empty());
+    CHECK(cache.get("mine:2") == std::string("value"));
+    RunResult v = pipectl({"verify", "--name", name});
+    CHECK_MESSAGE(v.exit_code == 0, describe(v));
+  }
+
   TEST_CASE("top_follows_a_recreated_segment_and_stops_when_it_is_destroyed") {
     std::string name = unique_name("pctl-top-gone");
     SegmentGuard guard(name);
