@@ -24,8 +24,9 @@
 #include <cstdlib>
 #include <ctime>
 #include <exception>
-#include <latch>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -52,6 +53,35 @@ std::int64_t now_ns(clockid_t clock) {
   clock_gettime(clock, &ts);
   return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
+
+// Counts the clients in, then lets them all go at once. (std::latch of libstdc++ 12 hung here:
+// a waiter missed the last count_down, so a mutex and a condition variable do it.)
+class StartGate {
+ public:
+  explicit StartGate(int clients) : waiting_for_(clients) {}
+  void arrive_and_wait() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (--waiting_for_ == 0) changed_.notify_all();
+    changed_.wait(lock, [this] { return open_; });
+  }
+  void wait_for_all() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    changed_.wait(lock, [this] { return waiting_for_ == 0; });
+  }
+  void open() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      open_ = true;
+    }
+    changed_.notify_all();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  int waiting_for_;
+  bool open_ = false;
+};
 
 // Handler time of one mode, summed over the calls of the handler (thread-safe).
 struct HandlerClock {
@@ -96,16 +126,14 @@ Answers run_clients(const Config& config, const std::vector<std::vector<Range>>&
                     ModeTotals& totals, Answer&& answer) {
   Answers answers(config.threads);
   std::vector<std::vector<double>> latencies(config.threads);
-  std::latch ready(config.threads + 1);
-  std::latch go(1);
+  StartGate gate(config.threads);
   std::vector<std::thread> clients;
   std::atomic<int> client_errors{0};
   for (int t = 0; t < config.threads; ++t) {
     clients.emplace_back([&, t] {
       answers[t].reserve(workload[t].size());
       latencies[t].reserve(workload[t].size());
-      ready.count_down();
-      go.wait();
+      gate.arrive_and_wait();
       for (const Range& range : workload[t]) {
         const std::int64_t start = now_ns(CLOCK_MONOTONIC);
         try {
@@ -119,10 +147,10 @@ Answers run_clients(const Config& config, const std::vector<std::vector<Range>>&
       }
     });
   }
-  ready.wait();
+  gate.wait_for_all();
   const std::int64_t cpu0 = now_ns(CLOCK_PROCESS_CPUTIME_ID);
   const std::int64_t wall0 = now_ns(CLOCK_MONOTONIC);
-  go.count_down();
+  gate.open();
   for (auto& client : clients) client.join();
   totals.process_cpu_ns += static_cast<double>(now_ns(CLOCK_PROCESS_CPUTIME_ID) - cpu0);
   totals.elapsed_ns += static_cast<double>(now_ns(CLOCK_MONOTONIC) - wall0);
