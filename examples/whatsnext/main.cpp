@@ -18,11 +18,13 @@
 #include "server.hpp"
 
 #include <pipecache/cache.hpp>
+#include <pipecache/validator.hpp>
 
 #include <httplib.h>
 
 #include <cxxopts.hpp>
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include <cerrno>
 #include <chrono>
@@ -30,6 +32,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -211,6 +214,30 @@ void prepare_segment(Master& m) {
   }
 }
 
+// The design's targets table (pipecache/validator.hpp) for figures measured elsewhere.
+int validate_targets(const std::string& path) {
+  std::ifstream in(path);
+  nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.contains("baseline") || !j.contains("current")) {
+    fail(fmt::format("{}: not a JSON object with 'baseline' and 'current'", path));
+  }
+  auto measurements = [](const nlohmann::json& o) {
+    pipecache::Measurements m;
+    m.requests = o.value("requests", std::uint64_t{0});
+    m.hit_ratio = o.value("hit_ratio", 0.0);
+    m.mean_hit_time_ms = o.value("mean_hit_time_ms", 0.0);
+    m.mean_response_time_ms = o.value("mean_response_time_ms", 0.0);
+    m.mean_compute_time_ms = o.value("mean_compute_time_ms", 0.0);
+    m.cache_memory_mb = o.value("cache_memory_mb", 0.0);
+    m.cpu_seconds = o.value("cpu_seconds", 0.0);
+    return m;
+  };
+  const auto results =
+      pipecache::validate_targets(measurements(j["baseline"]), measurements(j["current"]));
+  std::printf("%s", pipecache::format_targets(results).c_str());
+  return pipecache::all_pass(results) ? 0 : 1;
+}
+
 int run(int argc, char** argv) {
   cxxopts::Options options("pipecache-whatsnext",
                            "A \"What's Next\" calendar API whose prefork workers share one "
@@ -230,6 +257,9 @@ int run(int argc, char** argv) {
        cxxopts::value<std::string>())
       ("segment", "segment name (default: $PIPECACHE_NAME or 'whatsnext')", cxxopts::value<std::string>())
       ("keep-segment", "leave the segment in /dev/shm at exit even if this master created it")
+      ("validate-targets", "check measured figures against the design's targets and exit "
+       "(a JSON file {\"baseline\": {...}, \"current\": {...}} of pipecache::Measurements "
+       "fields; used by the e2e script)", cxxopts::value<std::string>())
       ("h,help", "this help");
   cxxopts::ParseResult args;
   try {
@@ -241,6 +271,8 @@ int run(int argc, char** argv) {
     std::printf("%s", options.help().c_str());
     return 0;
   }
+
+  if (args.count("validate-targets") != 0) return validate_targets(args["validate-targets"].as<std::string>());
 
   Master m;
   try {
@@ -314,6 +346,9 @@ int run(int argc, char** argv) {
   server.new_task_queue = [threads = m.config.threads] { return new httplib::ThreadPool(threads); };
   server.set_keep_alive_max_count(kKeepAliveRequests);
   server.set_keep_alive_timeout(kKeepAliveSeconds);
+  // httplib writes the headers and the body separately: with Nagle on, the body waits for the
+  // client's delayed ACK (40 ms on Linux) and every response looks 40 ms slow.
+  server.set_tcp_nodelay(true);
   server.set_read_timeout(5, 0);
   server.set_write_timeout(5, 0);
   // The accept loop polls with this timeout, so a stopping worker notices within 200 ms.
