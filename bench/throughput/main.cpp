@@ -23,20 +23,19 @@
 namespace bench {
 namespace {
 
-using SystemRunner = std::function<SystemOutcome(const Dataset&, const Environment&,
-                                                 const std::vector<std::vector<Op>>&,
-                                                 const RunSettings&)>;
+using SystemPreparer = std::function<PreparedSystem(
+    const Dataset&, const Environment&, const std::vector<std::vector<Op>>&, const RunSettings&)>;
 
 // Table order: the limit and the floor first, pipecache, then the peers.
-const std::vector<std::pair<std::string, SystemRunner>>& all_systems() {
-  static const std::vector<std::pair<std::string, SystemRunner>> systems = {
-      {LocalMapSystem::kName, run_system<LocalMapSystem>},
-      {MemcpySystem::kName, run_system<MemcpySystem>},
-      {PipecacheSystem<false>::kName, run_system<PipecacheSystem<false>>},
-      {PipecacheSystem<true>::kName, run_system<PipecacheSystem<true>>},
-      {BoostMapSystem::kName, run_system<BoostMapSystem>},
-      {MemcachedSystem::kName, run_system<MemcachedSystem>},
-      {RedisSystem::kName, run_system<RedisSystem>},
+const std::vector<std::pair<std::string, SystemPreparer>>& all_systems() {
+  static const std::vector<std::pair<std::string, SystemPreparer>> systems = {
+      {LocalMapSystem::kName, prepare_system<LocalMapSystem>},
+      {MemcpySystem::kName, prepare_system<MemcpySystem>},
+      {PipecacheSystem<false>::kName, prepare_system<PipecacheSystem<false>>},
+      {PipecacheSystem<true>::kName, prepare_system<PipecacheSystem<true>>},
+      {BoostMapSystem::kName, prepare_system<BoostMapSystem>},
+      {MemcachedSystem::kName, prepare_system<MemcachedSystem>},
+      {RedisSystem::kName, prepare_system<RedisSystem>},
   };
   return systems;
 }
@@ -88,13 +87,16 @@ struct Results {
           return &c;
     return nullptr;
   }
-  // a / b of median ops/s; NaN when either is missing.
+  // a / b of median ops/s (or of CPU-normalised ops/s); NaN when either is missing.
   double ratio(std::string_view sa, std::string_view wa, unsigned pa, std::string_view sb,
-               std::string_view wb, unsigned pb) const {
+               std::string_view wb, unsigned pb, bool cpu = false) const {
     const CellResult* a = find(sa, wa, pa);
     const CellResult* b = find(sb, wb, pb);
-    if (a == nullptr || b == nullptr || b->median_ops_per_second <= 0) return NAN;
-    return a->median_ops_per_second / b->median_ops_per_second;
+    if (a == nullptr || b == nullptr) return NAN;
+    double x = cpu ? a->median_cpu_ops_per_second : a->median_ops_per_second;
+    double y = cpu ? b->median_cpu_ops_per_second : b->median_ops_per_second;
+    if (x <= 0 || y <= 0) return NAN;
+    return x / y;
   }
 };
 
@@ -112,6 +114,8 @@ std::vector<SummaryLine> summarise(const Results& r) {
   };
   add("w1_1p_pipecache_vs_limit", "W1 1 proc: pipecache get / limit",
       r.ratio("pipecache", "W1", 1, "limit", "W1", 1), ">= 0.8");
+  add("w1_1p_pipecache_vs_limit_cpu", "W1 1 proc: pipecache get / limit, per CPU-second",
+      r.ratio("pipecache", "W1", 1, "limit", "W1", 1, true), ">= 0.8");
   add("w1_2p_pipecache_vs_limit", "W1 2 procs: pipecache get / limit",
       r.ratio("pipecache", "W1", 2, "limit", "W1", 2), "");
   add("w1_pipecache_scaling", "W1 pipecache: 2 procs / 1 proc",
@@ -127,8 +131,12 @@ std::vector<SummaryLine> summarise(const Results& r) {
       r.ratio("boost-map", "W1", 2, "boost-map", "W1", 1), "");
   add("w3_2p_pipecache_vs_limit", "W3 2 procs: pipecache / limit",
       r.ratio("pipecache", "W3", 2, "limit", "W3", 2), ">= 0.8");
+  add("w3_2p_pipecache_vs_limit_cpu", "W3 2 procs: pipecache / limit, per CPU-second",
+      r.ratio("pipecache", "W3", 2, "limit", "W3", 2, true), ">= 0.8");
   add("w2_1p_pipecache_vs_memcpy", "W2 1 proc: pipecache get / bare memcpy",
       r.ratio("pipecache", "W2", 1, "memcpy", "W2", 1), ">= 0.83 (within 1.2x)");
+  add("w2_1p_pipecache_vs_memcpy_cpu", "W2 1 proc: pipecache get / bare memcpy, per CPU-second",
+      r.ratio("pipecache", "W2", 1, "memcpy", "W2", 1, true), ">= 0.83 (within 1.2x)");
   add("w2_1p_visit_vs_memcpy", "W2 1 proc: pipecache visit (zero-copy) / bare memcpy",
       r.ratio("pipecache-visit", "W2", 1, "memcpy", "W2", 1), "");
   for (unsigned p : {1u, 2u}) {
@@ -160,8 +168,9 @@ std::vector<SummaryLine> summarise(const Results& r) {
 }
 
 void print_table(const Results& r) {
-  fmt::print("\n{:<4} {:<16} {:>5} {:>9} {:>9} {:>9} {:>8} {:>8} {:>7}  {}\n", "work", "system",
-             "procs", "ops/s", "p50", "p99", "x limit", "x 1proc", "hit %", "checks");
+  fmt::print("\n{:<4} {:<16} {:>5} {:>9} {:>9} {:>9} {:>8} {:>9} {:>8} {:>8} {:>6}  {}\n", "work",
+             "system", "procs", "ops/s", "p50", "p99", "x limit", "cpu ops/s", "x lim cpu",
+             "x 1proc", "hit %", "checks");
   for (const Workload& w : r.workloads) {
     for (const SystemOutcome& o : r.outcomes) {
       if (o.workload != w.name) continue;
@@ -181,9 +190,14 @@ void print_table(const Results& r) {
                 ? fmt::format("ok ({} full)", c.full_checks)
                 : fmt::format("BAD: {} corrupt, {} unexpected misses", c.check_failures,
                               c.unexpected_misses);
-        fmt::print("{:<4} {:<16} {:>5} {:>9} {:>9} {:>9} {:>8.3f} {:>8.2f} {:>7.1f}  {}\n", w.name,
-                   c.system, c.processes, rate_text(c.median_ops_per_second), time_text(c.p50_ns),
-                   time_text(c.p99_ns), vs_limit, vs_one, 100 * c.hit_ratio, checks);
+        double vs_limit_cpu =
+            r.ratio(c.system, w.name, c.processes, "limit", w.name, c.processes, true);
+        fmt::print("{:<4} {:<16} {:>5} {:>9} {:>9} {:>9} {:>8.3f} {:>9} {:>9} {:>8.2f} {:>6.1f}  {}\n",
+                   w.name, c.system, c.processes, rate_text(c.median_ops_per_second),
+                   time_text(c.p50_ns), time_text(c.p99_ns), vs_limit,
+                   c.remote ? "-" : rate_text(c.median_cpu_ops_per_second),
+                   std::isfinite(vs_limit_cpu) ? fmt::format("{:.3f}", vs_limit_cpu) : "-", vs_one,
+                   100 * c.hit_ratio, checks);
       }
     }
   }
@@ -257,16 +271,21 @@ void write_json(const Results& r, const RunSettings& settings, const std::string
   auto number = [](double v) { return std::isfinite(v) ? fmt::format("{:.4g}", v) : "null"; };
   for (const SystemOutcome& o : r.outcomes)
     for (const CellResult& c : o.cells) {
-      std::string reps;
+      std::string reps, cpu_reps;
       for (double v : c.ops_per_second) reps += (reps.empty() ? "" : ", ") + fmt::format("{:.0f}", v);
+      for (double v : c.cpu_ops_per_second)
+        cpu_reps += (cpu_reps.empty() ? "" : ", ") + fmt::format("{:.0f}", v);
       out << (first ? "\n    " : ",\n    ")
           << fmt::format(
                  "{{\"system\": \"{}\", \"workload\": \"{}\", \"processes\": {}, "
-                 "\"ops_per_second\": {:.0f}, \"ops_per_second_reps\": [{}], \"p50_ns\": {:.0f}, "
+                 "\"ops_per_second\": {:.0f}, \"ops_per_second_reps\": [{}], "
+                 "\"cpu_ops_per_second\": {}, \"cpu_ops_per_second_reps\": [{}], \"p50_ns\": {:.0f}, "
                  "\"p99_ns\": {:.0f}, \"ratio_to_limit\": {}, \"hit_ratio\": {:.4f}, "
                  "\"ops\": {}, \"full_checks\": {}, \"check_failures\": {}, "
                  "\"unexpected_misses\": {}, \"puts_dropped\": {}, \"error\": \"{}\"}}",
-                 c.system, c.workload, c.processes, c.median_ops_per_second, reps, c.p50_ns,
+                 c.system, c.workload, c.processes, c.median_ops_per_second, reps,
+                 c.remote ? "null" : fmt::format("{:.0f}", c.median_cpu_ops_per_second),
+                 c.remote ? "" : cpu_reps, c.p50_ns,
                  c.p99_ns,
                  number(r.ratio(c.system, c.workload, c.processes, "limit", c.workload,
                                 c.processes)),
@@ -310,7 +329,7 @@ int run(int argc, char** argv) {
                            "pipecache vs the process-local limit, a naive Boost.Interprocess map, "
                            "memcached and Redis; workloads of issue 7");
   std::string all_names;
-  for (const auto& [name, runner] : all_systems()) all_names += (all_names.empty() ? "" : ",") + name;
+  for (const auto& [name, preparer] : all_systems()) all_names += (all_names.empty() ? "" : ",") + name;
   options.add_options()
       ("systems", "comma list of systems", cxxopts::value<std::string>()->default_value(all_names))
       ("workloads", "comma list: W1,W2,W3,W4", cxxopts::value<std::string>()->default_value("W1,W2,W3,W4"))
@@ -354,7 +373,7 @@ int run(int argc, char** argv) {
   std::vector<std::string> wanted_workloads = split(args["workloads"].as<std::string>());
   for (const std::string& s : wanted_systems) {
     bool known = false;
-    for (const auto& [name, runner] : all_systems()) known |= name == s;
+    for (const auto& [name, preparer] : all_systems()) known |= name == s;
     if (!known) throw std::invalid_argument("unknown system " + s + " (known: " + all_names + ")");
   }
 
@@ -375,19 +394,29 @@ int run(int argc, char** argv) {
     std::vector<std::vector<Op>> streams;
     for (unsigned p = 0; p < max_procs; ++p) streams.push_back(make_stream(w, p, settings.seed));
     Dataset data{w, keys, values};
-    for (const auto& [name, runner] : all_systems()) {
+    std::vector<PreparedSystem> prepared;
+    for (const auto& [name, preparer] : all_systems()) {
       if (std::find(wanted_systems.begin(), wanted_systems.end(), name) == wanted_systems.end())
         continue;
       std::uint64_t t0 = now_ns();
-      SystemOutcome outcome = runner(data, env, streams, settings);
-      std::string line = outcome.skipped.empty() ? "" : "skipped: " + outcome.skipped;
-      for (const CellResult& c : outcome.cells)
-        line += c.error.empty() ? fmt::format(" {}p {}", c.processes, rate_text(c.median_ops_per_second))
-                                : fmt::format(" {}p FAILED {}", c.processes, c.error);
-      fmt::print("  {} {:<16} {:5.1f} s {}\n", w.name, name, (now_ns() - t0) / 1e9, line);
+      prepared.push_back(preparer(data, env, streams, settings));
+      const PreparedSystem& p = prepared.back();
+      fmt::print("  {} {:<16} prepared in {:4.1f} s {}\n", w.name, name, (now_ns() - t0) / 1e9,
+                 !p.skipped.empty() ? "(skipped: " + p.skipped + ")"
+                 : !p.setup_error.empty() ? "FAILED " + p.setup_error : "");
       std::fflush(stdout);
-      results.outcomes.push_back(std::move(outcome));
     }
+    std::uint64_t t0 = now_ns();
+    std::vector<SystemOutcome> outcomes = run_interleaved(prepared, w, settings);
+    std::string line;
+    for (const SystemOutcome& o : outcomes)
+      for (const CellResult& c : o.cells)
+        if (c.error.empty() && c.processes == settings.process_counts.front())
+          line += fmt::format(" {} {}", o.system, rate_text(c.median_ops_per_second));
+    fmt::print("  {} measured in {:.1f} s:{}\n", w.name, (now_ns() - t0) / 1e9, line);
+    std::fflush(stdout);
+    prepared.clear();  // unlink segments, free memory before the next workload
+    for (SystemOutcome& o : outcomes) results.outcomes.push_back(std::move(o));
   }
 
   results.storm_requested =

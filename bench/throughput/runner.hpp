@@ -12,6 +12,14 @@
 // The loop times one operation in kSampleEvery, verifies every read cheaply (length + key)
 // and one in kVerifyEvery fully (body checksum) — never the timed one, so the checksum is not
 // in the latency. Ops/s of a repetition = sum over workers of ops / own elapsed time.
+//
+// The machine is shared: a burst of someone else's compile can halve one cell. So all
+// systems of a workload are built first and the repetitions are interleaved (rep 1 of every
+// system, then rep 2, ...): a burst hits one repetition of several systems, and the median
+// drops it. Each worker also measures its own CPU time: "cpu ops/s" = processes x ops per
+// CPU-second, what the workers would do with a core each — not fooled by being descheduled
+// (it still is by cache pollution). It means nothing for the remote peers (their work is in
+// the server), so it is not reported for them.
 #pragma once
 
 #include "common/clock.hpp"
@@ -31,6 +39,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -61,6 +71,7 @@ struct WorkerReport {
   std::uint64_t unexpected_misses = 0;  // a miss where all the data fits
   std::uint64_t full_checks = 0;
   std::uint64_t elapsed_ns = 0;
+  std::uint64_t cpu_ns = 0;  // this worker's CPU time during the loop
   LatencyHistogram latency;
   char error[256] = {};
 };
@@ -72,6 +83,9 @@ struct CellResult {
   unsigned processes = 0;
   std::vector<double> ops_per_second;  // one per repetition
   double median_ops_per_second = 0;
+  std::vector<double> cpu_ops_per_second;  // processes x ops per CPU-second, per repetition
+  double median_cpu_ops_per_second = 0;    // 0 for remote systems
+  bool remote = false;
   double p50_ns = 0;  // over the samples of all repetitions
   double p99_ns = 0;
   double hit_ratio = 0;
@@ -122,6 +136,12 @@ inline bool read_all(int fd, void* data, std::size_t size, std::uint64_t deadlin
   return true;
 }
 
+inline std::uint64_t cpu_now_ns() noexcept {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
 template <class Client>
 void worker_loop(Client& client, const Dataset& data, const std::vector<Op>& stream,
                  unsigned process, const RunSettings& settings, WorkerReport& report) {
@@ -132,6 +152,7 @@ void worker_loop(Client& client, const Dataset& data, const std::vector<Op>& str
   std::uint64_t version = std::uint64_t{process + 1} << 40;  // distinct per writer
   const Op* ops = stream.data();
 
+  const std::uint64_t cpu_start = cpu_now_ns();
   const std::uint64_t start = now_ns();
   const std::uint64_t deadline = start + static_cast<std::uint64_t>(settings.seconds * 1e9);
   std::uint64_t i = 0;
@@ -173,6 +194,7 @@ void worker_loop(Client& client, const Dataset& data, const std::vector<Op>& str
     if (now_ns() >= deadline) break;
   }
   report.elapsed_ns = now_ns() - start;
+  report.cpu_ns = cpu_now_ns() - cpu_start;
   report.ops = i;
 }
 
@@ -269,62 +291,115 @@ std::string run_repetition(System& system, const Dataset& data,
 
 }  // namespace detail
 
+// A system built (shared state preloaded) for one workload, ready to run repetitions.
+struct PreparedSystem {
+  std::string name;
+  bool remote = false;
+  std::string skipped;      // reason, when the system is not available
+  std::string setup_error;  // it is available but its setup failed
+  // One repetition with `processes` workers; returns an error text or "".
+  std::function<std::string(unsigned processes, std::vector<WorkerReport>& reports)> run;
+};
+
+// `data`, `streams` and `settings` must outlive the returned object.
 template <class System>
-SystemOutcome run_system(const Dataset& data, const Environment& env,
-                         const std::vector<std::vector<Op>>& streams, const RunSettings& settings) {
-  SystemOutcome outcome;
-  outcome.system = System::kName;
-  outcome.workload = data.workload.name;
-  std::optional<System> system;
+PreparedSystem prepare_system(const Dataset& data, const Environment& env,
+                              const std::vector<std::vector<Op>>& streams,
+                              const RunSettings& settings) {
+  PreparedSystem prepared;
+  prepared.name = System::kName;
+  prepared.remote = System::kRemote;
+  std::shared_ptr<System> system;
   try {
-    system.emplace(data, env);
+    system = std::make_shared<System>(data, env);
   } catch (const SkipSystem& e) {
-    outcome.skipped = e.what();
-    return outcome;
+    prepared.skipped = e.what();
+    return prepared;
   } catch (const std::exception& e) {
-    CellResult failed;
-    failed.system = outcome.system;
-    failed.workload = outcome.workload;
-    failed.error = std::string("setup: ") + e.what();
-    outcome.cells.push_back(failed);
-    return outcome;
+    prepared.setup_error = std::string("setup: ") + e.what();
+    return prepared;
   }
-  for (unsigned processes : settings.process_counts) {
+  prepared.run = [system, &data, &streams, &settings](unsigned processes,
+                                                      std::vector<WorkerReport>& reports) {
+    return detail::run_repetition(*system, data, streams, processes, settings, reports);
+  };
+  return prepared;
+}
+
+// Runs every prepared system of one workload, repetitions interleaved (see the top).
+// `progress(system, processes, rep)` is called before each repetition.
+inline std::vector<SystemOutcome> run_interleaved(
+    const std::vector<PreparedSystem>& systems, const Workload& workload,
+    const RunSettings& settings,
+    const std::function<void(const std::string&, unsigned, unsigned)>& progress = {}) {
+  struct Accumulator {
     CellResult cell;
-    cell.system = outcome.system;
-    cell.workload = outcome.workload;
-    cell.processes = processes;
     LatencyHistogram latency;
     std::uint64_t gets = 0, hits = 0;
-    for (unsigned rep = 0; rep < settings.repetitions && cell.error.empty(); ++rep) {
-      std::vector<WorkerReport> reports;
-      cell.error = detail::run_repetition(*system, data, streams, processes, settings, reports);
-      if (!cell.error.empty()) break;
-      double rate = 0;
-      for (const WorkerReport& r : reports) {
-        rate += static_cast<double>(r.ops) * 1e9 / static_cast<double>(std::max<std::uint64_t>(r.elapsed_ns, 1));
-        latency += r.latency;
-        gets += r.gets;
-        hits += r.hits;
-        cell.ops += r.ops;
-        cell.check_failures += r.check_failures;
-        cell.unexpected_misses += r.unexpected_misses;
-        cell.full_checks += r.full_checks;
-        cell.puts_dropped += r.puts_dropped;
+  };
+  std::vector<std::vector<Accumulator>> acc(systems.size());
+  for (std::size_t s = 0; s < systems.size(); ++s)
+    for (unsigned processes : settings.process_counts) {
+      Accumulator a;
+      a.cell.system = systems[s].name;
+      a.cell.workload = workload.name;
+      a.cell.processes = processes;
+      a.cell.remote = systems[s].remote;
+      a.cell.error = systems[s].setup_error;
+      acc[s].push_back(std::move(a));
+    }
+  for (unsigned rep = 0; rep < settings.repetitions; ++rep)
+    for (std::size_t pi = 0; pi < settings.process_counts.size(); ++pi)
+      for (std::size_t s = 0; s < systems.size(); ++s) {
+        Accumulator& a = acc[s][pi];
+        if (!systems[s].run || !a.cell.error.empty()) continue;
+        if (progress) progress(systems[s].name, a.cell.processes, rep);
+        std::vector<WorkerReport> reports;
+        a.cell.error = systems[s].run(a.cell.processes, reports);
+        if (!a.cell.error.empty()) continue;
+        double rate = 0, ops = 0, cpu = 0;
+        for (const WorkerReport& r : reports) {
+          rate += static_cast<double>(r.ops) * 1e9 /
+                  static_cast<double>(std::max<std::uint64_t>(r.elapsed_ns, 1));
+          ops += static_cast<double>(r.ops);
+          cpu += static_cast<double>(r.cpu_ns) / 1e9;
+          a.latency += r.latency;
+          a.gets += r.gets;
+          a.hits += r.hits;
+          a.cell.ops += r.ops;
+          a.cell.check_failures += r.check_failures;
+          a.cell.unexpected_misses += r.unexpected_misses;
+          a.cell.full_checks += r.full_checks;
+          a.cell.puts_dropped += r.puts_dropped;
+        }
+        a.cell.ops_per_second.push_back(rate);
+        a.cell.cpu_ops_per_second.push_back(
+            cpu > 0 ? a.cell.processes * ops / cpu : 0);
       }
-      cell.ops_per_second.push_back(rate);
-    }
-    if (!cell.ops_per_second.empty()) {
-      std::vector<double> sorted = cell.ops_per_second;
-      std::sort(sorted.begin(), sorted.end());
-      cell.median_ops_per_second = sorted[sorted.size() / 2];
-    }
-    cell.p50_ns = latency.percentile_ns(0.50);
-    cell.p99_ns = latency.percentile_ns(0.99);
-    cell.hit_ratio = gets > 0 ? static_cast<double>(hits) / static_cast<double>(gets) : 0;
-    outcome.cells.push_back(std::move(cell));
+  auto median = [](std::vector<double> v) {
+    if (v.empty()) return 0.0;
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  std::vector<SystemOutcome> outcomes;
+  for (std::size_t s = 0; s < systems.size(); ++s) {
+    SystemOutcome o;
+    o.system = systems[s].name;
+    o.workload = workload.name;
+    o.skipped = systems[s].skipped;
+    if (o.skipped.empty())
+      for (Accumulator& a : acc[s]) {
+        a.cell.median_ops_per_second = median(a.cell.ops_per_second);
+        a.cell.median_cpu_ops_per_second = a.cell.remote ? 0 : median(a.cell.cpu_ops_per_second);
+        a.cell.p50_ns = a.latency.percentile_ns(0.50);
+        a.cell.p99_ns = a.latency.percentile_ns(0.99);
+        a.cell.hit_ratio =
+            a.gets > 0 ? static_cast<double>(a.hits) / static_cast<double>(a.gets) : 0;
+        o.cells.push_back(std::move(a.cell));
+      }
+    outcomes.push_back(std::move(o));
   }
-  return outcome;
+  return outcomes;
 }
 
 }  // namespace bench
