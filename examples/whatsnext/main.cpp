@@ -253,6 +253,9 @@ int run(int argc, char** argv) {
       ("calendar", "iCalendar file to serve", cxxopts::value<std::string>()->default_value(WHATSNEXT_SAMPLE_CALENDAR))
       ("generate-calendar", "serve a synthetic calendar of this many years of recurring events "
        "instead (written to the state directory)", cxxopts::value<int>())
+      ("write-calendar", "with --generate-calendar: write the synthetic calendar to this file and "
+       "exit (serve it with --calendar: two servers then serve the very same calendar)",
+       cxxopts::value<std::string>())
       ("state-dir", "directory for the SQLite database (default: a temporary one, removed at exit)",
        cxxopts::value<std::string>())
       ("segment", "segment name (default: $PIPECACHE_NAME or 'whatsnext')", cxxopts::value<std::string>())
@@ -273,6 +276,19 @@ int run(int argc, char** argv) {
   }
 
   if (args.count("validate-targets") != 0) return validate_targets(args["validate-targets"].as<std::string>());
+  if (args.count("write-calendar") != 0) {
+    if (args.count("generate-calendar") == 0) fail("--write-calendar needs --generate-calendar");
+    const int years = args["generate-calendar"].as<int>();
+    if (years < 1 || years > 100) fail("--generate-calendar must be in 1..100 years");
+    try {
+      write_synthetic_calendar(args["write-calendar"].as<std::string>(), years,
+                               std::chrono::duration_cast<std::chrono::seconds>(
+                                   std::chrono::system_clock::now().time_since_epoch()).count());
+    } catch (const std::exception& e) {
+      fail(e.what());
+    }
+    return 0;
+  }
 
   Master m;
   try {

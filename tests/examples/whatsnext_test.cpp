@@ -391,6 +391,23 @@ TEST_SUITE("whatsnext_invalidation") {
   }
 }
 
+TEST_SUITE("whatsnext_invalidation") {
+  TEST_CASE("a_change_reaches_answers_computed_while_it_happened") {
+    // A slow calendar, so the change lands while a view is being computed from the old
+    // settings. Whether or not that stale view got published after the invalidation, the
+    // server's second invalidation (worker.cpp, invariant 3) removes it within ~2 s.
+    ServerProcess s(config(true, 2, {"--generate-calendar", "6"}));
+    const std::string view = "/api/whats-next/data?layout=full&debug_time=2026-12-03T07:00:00Z";
+    std::thread slow([&] { get(s, view); });
+    std::this_thread::sleep_for(30ms);
+    REQUIRE(send(s, "PUT", kSettings, R"({"max_events":1})").status == 200);
+    slow.join();
+    std::this_thread::sleep_for(3s);
+    Answer after = get(s, view);
+    CHECK(parse(after.body)["next"].size() == 1);
+  }
+}
+
 TEST_SUITE("whatsnext_workers") {
   TEST_CASE("a_worker_killed_under_load_is_replaced_and_no_response_is_broken") {
     ServerProcess s(config(true, 2));
