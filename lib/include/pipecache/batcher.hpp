@@ -39,20 +39,26 @@
 //   suits a request type backed by one database connection; when the batch function is slower
 //   than the arrival of `max_batch_size` requests, the queue grows and batches run back to
 //   back at full size, which is exactly when batching pays the most.
+//   fork(): a Batcher belongs to the process that built it. In a process forked from it (a
+//   prefork worker inheriting the master's Batcher) there is no dispatcher thread, so every
+//   submit() there is answered alone, at once, through the single function; the child never
+//   touches the inherited locks and its destructor leaks them (stats() reads zero there).
+//   Build one Batcher per worker, after fork, to batch in the workers.
 //   The batch function is only ever called on the dispatcher thread (never concurrently with
 //   itself). The single function is called on the dispatcher thread (fallbacks) and, after
-//   shutdown began, on the callers' threads — possibly at the same time as a draining batch.
+//   shutdown began or in a forked child, on the callers' threads — possibly at the same time
+//   as a draining batch.
 //
 // Thread-safety and lock rules
 //   - submit(), load(), stats(), shutdown() may be called from any thread at once.
-//   - `mutex_` protects everything marked GUARDED_BY(mutex_) below: the open window, the queue
-//     of full batches, the stopping flag and the statistics. It is held only to move keys and
-//     promises in and out of those containers, never while the batch function, the single
-//     function, the observer or a promise's continuation runs. So those callbacks may call
+//   - Core::mutex protects everything marked GUARDED_BY(mutex) below: the open window, the
+//     queue of full batches, the stopping flag and the statistics. It is held only to move
+//     keys and promises in and out of those containers, never while the batch function, the
+//     single function, the observer or a promise's continuation runs. So those callbacks may call
 //     submit() and stats() on their own Batcher. They must not WAIT for a result of their
 //     own Batcher (the dispatcher would wait for itself), and must not destroy it.
-//   - `join_mutex_` only serialises joins of the dispatcher (two threads calling shutdown()).
-//     It is never taken while holding `mutex_`.
+//   - Core::join_mutex only serialises joins of the dispatcher (two threads calling
+//     shutdown()). It is never taken while holding Core::mutex.
 //   - The observer runs on the dispatcher thread, before the batch's callers are woken: keep it
 //     short (record counters, log). Exceptions it throws are swallowed.
 //   - The destructor calls shutdown(); it must not race with other calls on the same object.
@@ -62,6 +68,7 @@
 //     that is not one; tests/batcher/tsan.supp silences exactly that frame.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -76,8 +83,12 @@
 #include <thread>
 #include <type_traits>
 #include <unordered_map>
+#include <memory>
 #include <utility>
 #include <vector>
+
+#include <sys/types.h>
+#include <unistd.h>
 
 #ifndef PIPECACHE_GUARDED_BY
 #define PIPECACHE_GUARDED_BY(lock)  // documentation only: the lock that protects a field
@@ -169,38 +180,46 @@ class Batcher {
     if (options_.max_wait < std::chrono::nanoseconds::zero()) {
       throw std::invalid_argument("pipecache::Batcher: max_wait must not be negative");
     }
-    dispatcher_ = std::thread([this] { dispatch_loop(); });
+    core_->dispatcher = std::thread([this] { dispatch_loop(); });
   }
 
   Batcher(const Batcher&) = delete;
   Batcher& operator=(const Batcher&) = delete;
 
-  // Drains every pending batch (see shutdown()).
-  ~Batcher() { shutdown(); }
+  // Drains every pending batch (see shutdown()). In a process forked from the owner, leaks the
+  // inherited state instead (see Core).
+  ~Batcher() {
+    if (!in_owner_process()) {
+      (void)core_.release();
+      return;
+    }
+    shutdown();
+  }
 
   // Queues `key` in the open window (opening one if none is) and returns the caller's own
   // future. Never blocks on a batch. After shutdown began, runs the single function on this
   // thread and returns a ready future. The future holds the value, or the exception of the
   // single function for this key; it never reports another key's failure.
   std::future<Value> submit(Key key) {
+    if (!in_owner_process()) return run_alone(key);
     std::promise<Value> promise;
     std::future<Value> future = promise.get_future();
     const Clock::time_point now = Clock::now();
     bool late = false;
     bool wake_dispatcher = false;
     {
-      std::lock_guard<std::mutex> lock(mutex_);
-      ++stats_.requests;
-      if (stopping_) {
-        ++stats_.unbatched;
+      std::lock_guard<std::mutex> lock(core_->mutex);
+      ++core_->stats.requests;
+      if (core_->stopping) {
+        ++core_->stats.unbatched;
         late = true;
       } else {
-        if (!open_) {
-          open_.emplace();
-          open_->deadline = now + options_.max_wait;
+        if (!core_->open) {
+          core_->open.emplace();
+          core_->open->deadline = now + options_.max_wait;
           wake_dispatcher = true;  // it sleeps without a deadline while no window is open
         }
-        Batch& batch = *open_;
+        Batch& batch = *core_->open;
         // If an allocation fails below, the exception reaches this caller and the batch may
         // keep one slot nobody waits for: its value is computed and dropped, harmlessly.
         auto found = batch.index.find(key);
@@ -212,26 +231,19 @@ class Batcher {
           batch.waiters.emplace_back();
         } else {
           slot = found->second;
-          ++stats_.duplicates;
+          ++core_->stats.duplicates;
         }
         batch.waiters[slot].push_back(Waiter{std::move(promise), now});
         ++batch.requests;
         if (batch.keys.size() >= options_.max_batch_size) {
-          full_.push_back(std::move(batch));
-          open_.reset();
+          core_->full.push_back(std::move(batch));
+          core_->open.reset();
           wake_dispatcher = true;
         }
       }
     }
-    if (wake_dispatcher) ready_.notify_one();
-    if (late) {
-      // Answered alone, on this thread, outside the lock (semantics 4).
-      try {
-        promise.set_value(single_function_(key));
-      } catch (...) {
-        promise.set_exception(std::current_exception());
-      }
-    }
+    if (wake_dispatcher) core_->ready.notify_one();
+    if (late) return run_alone(key);  // semantics 4; `promise` is dropped unused
     return future;
   }
 
@@ -243,18 +255,19 @@ class Batcher {
   // dispatcher. Idempotent; safe from several threads at once. Called from a callback on the
   // dispatcher thread, it only starts the drain (the destructor joins later).
   void shutdown() noexcept {
+    if (!in_owner_process()) return;
     bool on_dispatcher;
     {
-      std::lock_guard<std::mutex> lock(mutex_);
-      stopping_ = true;
-      on_dispatcher = std::this_thread::get_id() == dispatcher_id_;
+      std::lock_guard<std::mutex> lock(core_->mutex);
+      core_->stopping = true;
+      on_dispatcher = std::this_thread::get_id() == core_->dispatcher_id;
     }
-    ready_.notify_one();
+    core_->ready.notify_one();
     if (on_dispatcher) return;  // joining itself would deadlock; the loop drains and exits
-    std::lock_guard<std::mutex> join_lock(join_mutex_);
-    if (dispatcher_.joinable()) {
+    std::lock_guard<std::mutex> join_lock(core_->join_mutex);
+    if (core_->dispatcher.joinable()) {
       try {
-        dispatcher_.join();
+        core_->dispatcher.join();
       } catch (...) {
         // join() only throws for a thread that cannot be joined; nothing is left to wait for.
       }
@@ -262,21 +275,25 @@ class Batcher {
   }
 
   bool is_shut_down() const {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return stopping_;
+    if (!in_owner_process()) return true;
+    std::lock_guard<std::mutex> lock(core_->mutex);
+    return core_->stopping;
   }
 
   // Requests queued and not yet dispatched (open window + full batches waiting to run).
   std::size_t pending() const {
-    std::lock_guard<std::mutex> lock(mutex_);
-    std::size_t n = open_ ? open_->requests : 0;
-    for (const Batch& batch : full_) n += batch.requests;
+    if (!in_owner_process()) return 0;
+    std::lock_guard<std::mutex> lock(core_->mutex);
+    std::size_t n = core_->open ? core_->open->requests : 0;
+    for (const Batch& batch : core_->full) n += batch.requests;
     return n;
   }
 
+  // In a process forked from the owner: all zero (the parent's figures stay the parent's).
   BatcherStats stats() const {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return stats_;
+    if (!in_owner_process()) return {};
+    std::lock_guard<std::mutex> lock(core_->mutex);
+    return core_->stats;
   }
 
   const BatcherOptions& options() const noexcept { return options_; }
@@ -304,30 +321,46 @@ class Batcher {
     std::exception_ptr error;
   };
 
-  // Invariant: the loop returns only when stopping_ is set and no batch is queued, both seen
-  // under mutex_; since submit() queues nothing once stopping_ is set, every queued request
+  // Invariant: the loop returns only when `stopping` is set and no batch is queued, both seen
+  // under `mutex`; since submit() queues nothing once `stopping` is set, every queued request
   // has been answered when the dispatcher exits.
+  // A pid check costs one getpid() system call per submit (~0.1 us), nothing next to a window.
+  bool in_owner_process() const noexcept { return ::getpid() == owner_pid_; }
+
+  // Answers one request on the caller's thread with the single function, touching no state.
+  std::future<Value> run_alone(const Key& key) {
+    std::promise<Value> promise;
+    std::future<Value> future = promise.get_future();
+    try {
+      promise.set_value(single_function_(key));
+    } catch (...) {
+      promise.set_exception(std::current_exception());
+    }
+    return future;
+  }
+
   void dispatch_loop() noexcept {
-    std::unique_lock<std::mutex> lock(mutex_);
-    dispatcher_id_ = std::this_thread::get_id();
+    std::unique_lock<std::mutex> lock(core_->mutex);
+    core_->dispatcher_id = std::this_thread::get_id();
     for (;;) {
       std::optional<Batch> batch;
       BatchTrigger trigger = BatchTrigger::full;
-      if (!full_.empty()) {
-        batch.emplace(std::move(full_.front()));
-        full_.pop_front();
-      } else if (open_ && (stopping_ || Clock::now() >= open_->deadline)) {
-        trigger = stopping_ && Clock::now() < open_->deadline ? BatchTrigger::shutdown
-                                                              : BatchTrigger::window;
-        batch.emplace(std::move(*open_));
-        open_.reset();
-      } else if (stopping_) {
+      if (!core_->full.empty()) {
+        batch.emplace(std::move(core_->full.front()));
+        core_->full.pop_front();
+      } else if (core_->open && (core_->stopping || Clock::now() >= core_->open->deadline)) {
+        trigger = core_->stopping && Clock::now() < core_->open->deadline
+                      ? BatchTrigger::shutdown
+                      : BatchTrigger::window;
+        batch.emplace(std::move(*core_->open));
+        core_->open.reset();
+      } else if (core_->stopping) {
         return;
-      } else if (open_) {
-        ready_.wait_until(lock, open_->deadline);
+      } else if (core_->open) {
+        core_->ready.wait_until(lock, core_->open->deadline);
         continue;
       } else {
-        ready_.wait(lock);
+        core_->ready.wait(lock);
         continue;
       }
       lock.unlock();
@@ -336,7 +369,7 @@ class Batcher {
     }
   }
 
-  // Runs one batch on the dispatcher thread, without mutex_. Answers every waiter exactly once.
+  // Runs one batch on the dispatcher thread, without `mutex`. Answers every waiter exactly once.
   void run(Batch batch, BatchTrigger trigger) noexcept {
     try {
       run_unguarded(batch, trigger);
@@ -392,16 +425,16 @@ class Batcher {
     report.run = Clock::now() - dispatched;
 
     {
-      std::lock_guard<std::mutex> lock(mutex_);
-      ++stats_.batches;
-      stats_.batched_keys += report.keys;
-      if (!report.failed) stats_.batched_requests += report.requests;
-      if (report.requests >= 2) stats_.joined += report.requests;
-      if (report.failed) ++stats_.failures;
-      stats_.fallbacks += report.fallbacks;
-      stats_.fallback_errors += report.fallback_errors;
-      stats_.wait_ns += static_cast<std::uint64_t>(report.wait.count());
-      if (report.requests > stats_.largest_batch) stats_.largest_batch = report.requests;
+      std::lock_guard<std::mutex> lock(core_->mutex);
+      ++core_->stats.batches;
+      core_->stats.batched_keys += report.keys;
+      if (!report.failed) core_->stats.batched_requests += report.requests;
+      if (report.requests >= 2) core_->stats.joined += report.requests;
+      if (report.failed) ++core_->stats.failures;
+      core_->stats.fallbacks += report.fallbacks;
+      core_->stats.fallback_errors += report.fallback_errors;
+      core_->stats.wait_ns += static_cast<std::uint64_t>(report.wait.count());
+      core_->stats.largest_batch = std::max<std::uint64_t>(core_->stats.largest_batch, report.requests);
     }
     if (observer_) {
       try {
@@ -436,22 +469,29 @@ class Batcher {
     }
   }
 
-  // Immutable after construction; called only outside mutex_.
+  // Immutable after construction; called only outside Core::mutex.
   const BatchFunction batch_function_;
   const SingleFunction single_function_;
   const Observer observer_;
   const BatcherOptions options_;
 
-  mutable std::mutex mutex_;
-  std::condition_variable ready_;  // a window opened, a batch filled, or shutdown began
-  std::optional<Batch> open_ PIPECACHE_GUARDED_BY(mutex_);  // the window accepting requests
-  std::deque<Batch> full_ PIPECACHE_GUARDED_BY(mutex_);     // full batches, oldest first
-  bool stopping_ PIPECACHE_GUARDED_BY(mutex_) = false;
-  BatcherStats stats_ PIPECACHE_GUARDED_BY(mutex_);
-  std::thread::id dispatcher_id_ PIPECACHE_GUARDED_BY(mutex_);
-
-  std::mutex join_mutex_;
-  std::thread dispatcher_ PIPECACHE_GUARDED_BY(join_mutex_);  // last: starts after the rest
+  // Everything the dispatcher shares with callers. On the heap so that a process forked from
+  // the owner can leave its inherited copy alone: in the child the dispatcher thread does not
+  // exist, the mutex may be copied locked, and destroying the condition variable could wait
+  // forever for a waiter that lives only in the parent.
+  struct Core {
+    mutable std::mutex mutex;
+    std::condition_variable ready;  // a window opened, a batch filled, or shutdown began
+    std::optional<Batch> open PIPECACHE_GUARDED_BY(mutex);  // the window accepting requests
+    std::deque<Batch> full PIPECACHE_GUARDED_BY(mutex);     // full batches, oldest first
+    bool stopping PIPECACHE_GUARDED_BY(mutex) = false;
+    BatcherStats stats PIPECACHE_GUARDED_BY(mutex);
+    std::thread::id dispatcher_id PIPECACHE_GUARDED_BY(mutex);
+    std::mutex join_mutex;
+    std::thread dispatcher PIPECACHE_GUARDED_BY(join_mutex);
+  };
+  const pid_t owner_pid_ = ::getpid();
+  std::unique_ptr<Core> core_ = std::make_unique<Core>();  // never null in the owner process
 };
 
 }  // namespace pipecache
