@@ -84,7 +84,7 @@ struct Master {
   std::exit(2);
 }
 
-pid_t spawn_worker(Master& m, httplib::Server& server) {
+pid_t spawn_worker(Master& m, httplib::Server& server, unsigned index) {
   const pid_t master_pid = getpid();
   std::fflush(stdout);
   std::fflush(stderr);
@@ -105,7 +105,7 @@ pid_t spawn_worker(Master& m, httplib::Server& server) {
   sigprocmask(SIG_UNBLOCK, &unblock, nullptr);
   int code = 1;
   try {
-    code = run_worker(server, m.listen_fd, m.config);
+    code = run_worker(server, m.listen_fd, m.config, index);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "pipecache-whatsnext worker %d: %s\n", getpid(), e.what());
   }
@@ -140,9 +140,10 @@ void reap(Master& m, bool stopping) {
 }
 
 void start_due_workers(Master& m, httplib::Server& server) {
-  for (auto& slot : m.slots) {
+  for (unsigned i = 0; i < m.slots.size(); ++i) {
+    WorkerSlot& slot = m.slots[i];
     if (slot.pid != 0 || Clock::now() < slot.restart_at) continue;
-    slot.pid = spawn_worker(m, server);
+    slot.pid = spawn_worker(m, server, i);
     slot.started = Clock::now();
     if (slot.pid == 0) {
       slot.restart_at = Clock::now() + kQuickDeath;
@@ -259,6 +260,7 @@ int run(int argc, char** argv) {
       ("state-dir", "directory for the SQLite database (default: a temporary one, removed at exit)",
        cxxopts::value<std::string>())
       ("segment", "segment name (default: $PIPECACHE_NAME or 'whatsnext')", cxxopts::value<std::string>())
+      ("no-warm", "do not warm the next minute's What's Next views ahead of time")
       ("keep-segment", "leave the segment in /dev/shm at exit even if this master created it")
       ("validate-targets", "check measured figures against the design's targets and exit "
        "(a JSON file {\"baseline\": {...}, \"current\": {...}} of pipecache::Measurements "
@@ -311,6 +313,7 @@ int run(int argc, char** argv) {
   }
   if (args.count("workers") != 0) m.config.workers = args["workers"].as<unsigned>();
   m.config.keep_segment = args.count("keep-segment") != 0;
+  m.config.warm = args.count("no-warm") == 0;
   if (m.config.workers < 1 || m.config.workers > 256) fail("--workers must be in 1..256");
   if (m.config.threads < 1 || m.config.threads > 1024) fail("--threads must be in 1..1024");
   if (m.config.port < 0 || m.config.port > 65535) fail("--port must be in 0..65535");

@@ -20,13 +20,16 @@ struct ServerConfig {
   std::string calendar_path;  // the iCalendar file (POST /api/refresh reads it again)
   std::string db_path;        // the SQLite database the master loads and workers query
   bool keep_segment = false;  // leave a segment this master created in /dev/shm at exit
+  bool warm = true;           // worker 0 warms the next minute's What's Next views
   pipecache::PipelineConfig pipeline;
 };
 
 // Runs the routes on `server`, already bound by the master to `listen_fd` (shared by every
 // worker: the kernel hands each connection to one of them). Returns the process's exit code
 // when the server stops: after SIGTERM, or when the master shuts the listening socket down.
-int run_worker(httplib::Server& server, int listen_fd, const ServerConfig& config);
+// `worker_index` (0..workers-1) is kept by a restarted worker; worker 0 warms the cache.
+int run_worker(httplib::Server& server, int listen_fd, const ServerConfig& config,
+               unsigned worker_index);
 
 // Prometheus text of the segment's figures, with the family names of
 // `pipectl stats --format prometheus`, plus pipecache_cache_available and this process's

@@ -408,6 +408,25 @@ TEST_SUITE("whatsnext_invalidation") {
   }
 }
 
+TEST_SUITE("whatsnext_cache") {
+  TEST_CASE("worker_zero_warms_the_current_and_next_minute") {
+    ServerProcess s(config());
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    std::size_t warmed = 0;
+    while (std::chrono::steady_clock::now() < deadline) {
+      pipecache::Cache cache = pipecache::Cache::open(s.segment());
+      warmed = cache.keys("whats_next_data:*").size();
+      if (warmed >= 8) break;  // 4 parameter sets x 2 minutes
+      std::this_thread::sleep_for(50ms);
+    }
+    CHECK(warmed >= 8);
+    // The page's request is answered from the warmed entry (unless the minute just turned).
+    Answer page_view = get(s, "/api/whats-next/data?layout=full");
+    MESSAGE("first page request after start: " << page_view.cache);
+    CHECK(page_view.status == 200);
+  }
+}
+
 TEST_SUITE("whatsnext_workers") {
   TEST_CASE("a_worker_killed_under_load_is_replaced_and_no_response_is_broken") {
     ServerProcess s(config(true, 2));
@@ -466,7 +485,7 @@ TEST_SUITE("whatsnext_workers") {
 
 TEST_SUITE("whatsnext_errors") {
   TEST_CASE("bad_parameters_get_400_with_a_json_error") {
-    ServerProcess s(config());
+    ServerProcess s(config(true, 2, {"--no-warm"}));  // no key but the ones requests make
     const auto workers = s.workers();
     const std::vector<std::string> bad = {
         "/api/whats-next/data?layout=sideways",
