@@ -31,6 +31,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sys/prctl.h>
@@ -120,7 +121,7 @@ std::string describe(int status) {
   return "stopped";
 }
 
-// Reaps every exited child; returns how many of the slots were running and are now not.
+// Reaps every exited child and, unless stopping, schedules its slot's restart.
 void reap(Master& m, bool stopping) {
   for (;;) {
     int status = 0;
