@@ -43,6 +43,7 @@ struct Config {
   int requests = 500;  // per thread and round
   std::size_t batch = 10;  // the design's database_query batch type: 10 per batch, 50 ms
   int window_ms = 50;
+  int idle_ms = 0;  // > 0: BatcherOptions::max_idle (not in the design: off by default)
   int rounds = 3;
   int fail_every = 0;  // > 0: every Nth batch throws, to exercise the per-request fallback
   batching_bench::DatabaseShape shape;
@@ -204,6 +205,7 @@ Answers run_batched(const Config& config, const std::string& path,
   pipecache::BatcherOptions options;
   options.max_batch_size = config.batch;
   options.max_wait = std::chrono::milliseconds(config.window_ms);
+  options.max_idle = std::chrono::milliseconds(config.idle_ms);
   Answers answers;
   {
     EventsBatcher batcher(batch, single, options);
@@ -282,8 +284,9 @@ Config parse(int argc, char** argv) {
     if (arg == "--help" || arg == "-h") {
       std::printf(
           "usage: batching_bench [--threads=16] [--requests=500 (per thread and round)]\n"
-          "       [--batch=10] [--window-ms=50] [--rounds=3] [--events=20000]\n"
-          "       [--calendars=50] [--seed=42] [--fail-every=0 (Nth batch throws)]\n");
+          "       [--batch=10] [--window-ms=50] [--idle-ms=0 (off)] [--rounds=3]\n"
+          "       [--events=20000]"
+          " [--calendars=50] [--seed=42] [--fail-every=0 (Nth batch throws)]\n");
       std::exit(0);
     } else if (parse_flag(arg, "threads", v)) {
       config.threads = static_cast<int>(std::max(1L, v));
@@ -293,6 +296,8 @@ Config parse(int argc, char** argv) {
       config.batch = static_cast<std::size_t>(std::max(1L, v));
     } else if (parse_flag(arg, "window-ms", v)) {
       config.window_ms = static_cast<int>(v);
+    } else if (parse_flag(arg, "idle-ms", v)) {
+      config.idle_ms = static_cast<int>(v);
     } else if (parse_flag(arg, "rounds", v)) {
       config.rounds = static_cast<int>(std::max(1L, v));
     } else if (parse_flag(arg, "events", v)) {
@@ -339,9 +344,11 @@ int run(const Config& config) {
   std::printf(
       "batching: %d threads ask events_by_range (one calendar, day or week view) of a SQLite "
       "calendar; single = one SQL query per range, batched = up to %zu ranges per query via "
-      "pipecache::Batcher (%d ms window); processing time = query handler time per request, "
+      "pipecache::Batcher (%d ms window%s); processing time = query handler time per request, "
       "lower is better\n",
-      config.threads, config.batch, config.window_ms);
+      config.threads, config.batch, config.window_ms,
+      config.idle_ms > 0 ? (", closed after " + std::to_string(config.idle_ms) + " ms idle").c_str()
+                         : "");
   std::printf("database: %d events in %d calendars (seed %llu), file %s; %d x %d requests per "
               "round, %d rounds, modes alternating%s\n\n",
               config.shape.events, config.shape.calendars,

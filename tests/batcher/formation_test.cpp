@@ -89,6 +89,25 @@ TEST_CASE("a_window_dispatches_a_partial_batch_when_it_expires") {
                                        std::chrono::nanoseconds(window).count()));
 }
 
+TEST_CASE("with_max_idle_a_window_closes_once_requests_stop_arriving") {
+  Recorder recorder;
+  const auto idle = std::chrono::milliseconds(300);
+  StringBatcher batcher(recorder.batch_function(), recorder.single_function(),
+                        {.max_batch_size = 100, .max_wait = kNever, .max_idle = idle},
+                        recorder.observer());
+  std::vector<std::future<std::string>> futures;
+  for (const char* key : {"x", "y", "z"}) futures.push_back(batcher.submit(key));
+  const auto last_submit = std::chrono::steady_clock::now();
+  // The window is an hour long and the batch far from full: only the idle gap can close it.
+  for (auto& future : futures) REQUIRE(ready_within(future, kGenerous));
+  CHECK(std::chrono::steady_clock::now() - last_submit >= idle);
+  CHECK(futures[1].get() == value_of("y"));
+  CHECK(recorder.batch_calls() == std::vector<Strings>{{"x", "y", "z"}});
+  const auto reports = recorder.reports();
+  REQUIRE(reports.size() == 1);
+  CHECK(reports[0].trigger == pipecache::BatchTrigger::idle);
+}
+
 TEST_CASE("identical_keys_in_one_window_share_one_slot") {
   Recorder recorder;
   // Two distinct keys fill the batch: the copies of "a" must not count towards the size.
@@ -135,6 +154,9 @@ TEST_CASE("invalid_options_are_rejected") {
                   std::invalid_argument);
   CHECK_THROWS_AS(StringBatcher(recorder.batch_function(), recorder.single_function(),
                                 {.max_wait = std::chrono::milliseconds(-1)}),
+                  std::invalid_argument);
+  CHECK_THROWS_AS(StringBatcher(recorder.batch_function(), recorder.single_function(),
+                                {.max_idle = std::chrono::milliseconds(-1)}),
                   std::invalid_argument);
   CHECK_THROWS_AS(StringBatcher({}, recorder.single_function()), std::invalid_argument);
   CHECK_THROWS_AS(StringBatcher(recorder.batch_function(), {}), std::invalid_argument);

@@ -11,7 +11,9 @@
 // Semantics
 //   1. A batch is the set of requests received while one window is open. The window opens
 //      with the first request of the batch and lasts `max_wait`. The batch is dispatched when
-//      it holds `max_batch_size` distinct keys or when its window expires, whichever first.
+//      it holds `max_batch_size` distinct keys or when its window expires, whichever first —
+//      or, when `max_idle` is set, once no request has joined it for `max_idle` (off by
+//      default: the design's semantics are size or window).
 //   2. Identical keys in one window share one slot: the batch function sees each key once and
 //      every caller of that key gets its own copy of the value — or, when the key fails, the
 //      same exception object (as with std::shared_future; reading it from several threads is
@@ -77,13 +79,13 @@
 #include <exception>
 #include <functional>
 #include <future>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <thread>
 #include <type_traits>
 #include <unordered_map>
-#include <memory>
 #include <utility>
 #include <vector>
 
@@ -102,11 +104,18 @@ struct BatcherOptions {
   // Window length, measured from the first request of the batch; must be >= 0. Zero means
   // "whatever arrived before the dispatcher woke up".
   std::chrono::nanoseconds max_wait = std::chrono::milliseconds(50);
+  // > 0: also close the window once no request has joined it for this long. With fewer
+  // concurrent callers than max_batch_size, every window would otherwise run its full
+  // max_wait (measured: 4 closed-loop clients, batch 10, 50 ms window -> 62 ms mean latency);
+  // a short idle gap dispatches them as soon as they have all arrived, and under load
+  // requests keep arriving, so batches still fill. 0 = off; must be >= 0.
+  std::chrono::nanoseconds max_idle{0};
 };
 
 enum class BatchTrigger {
   full,      // max_batch_size distinct keys collected
   window,    // max_wait passed since the first request of the batch
+  idle,      // max_idle passed since the last request joined the batch
   shutdown,  // drained by shutdown() before its window expired
 };
 
@@ -177,8 +186,9 @@ class Batcher {
     if (options_.max_batch_size == 0) {
       throw std::invalid_argument("pipecache::Batcher: max_batch_size must be at least 1");
     }
-    if (options_.max_wait < std::chrono::nanoseconds::zero()) {
-      throw std::invalid_argument("pipecache::Batcher: max_wait must not be negative");
+    if (options_.max_wait < std::chrono::nanoseconds::zero() ||
+        options_.max_idle < std::chrono::nanoseconds::zero()) {
+      throw std::invalid_argument("pipecache::Batcher: max_wait and max_idle must not be negative");
     }
     core_->dispatcher = std::thread([this] { dispatch_loop(); });
   }
@@ -220,6 +230,7 @@ class Batcher {
           wake_dispatcher = true;  // it sleeps without a deadline while no window is open
         }
         Batch& batch = *core_->open;
+        batch.last_arrival = std::max(batch.last_arrival, now);
         // If an allocation fails below, the exception reaches this caller and the batch may
         // keep one slot nobody waits for: its value is computed and dropped, harmlessly.
         auto found = batch.index.find(key);
@@ -312,8 +323,15 @@ class Batcher {
     std::vector<std::vector<Waiter>> waiters;
     std::unordered_map<Key, std::size_t, KeyHash, KeyEqual> index;  // key -> slot
     std::size_t requests = 0;
-    Clock::time_point deadline;
+    Clock::time_point deadline;      // first arrival + max_wait
+    Clock::time_point last_arrival;  // for max_idle
   };
+
+  // When the open batch must be dispatched if it does not fill first.
+  Clock::time_point due(const Batch& batch) const noexcept {
+    if (options_.max_idle <= std::chrono::nanoseconds::zero()) return batch.deadline;
+    return std::min(batch.deadline, batch.last_arrival + options_.max_idle);
+  }
 
   // The outcome of one slot, collected before anyone is answered (see semantics 5).
   struct Outcome {
@@ -348,16 +366,18 @@ class Batcher {
       if (!core_->full.empty()) {
         batch.emplace(std::move(core_->full.front()));
         core_->full.pop_front();
-      } else if (core_->open && (core_->stopping || Clock::now() >= core_->open->deadline)) {
-        trigger = core_->stopping && Clock::now() < core_->open->deadline
-                      ? BatchTrigger::shutdown
-                      : BatchTrigger::window;
+      } else if (core_->open && (core_->stopping || Clock::now() >= due(*core_->open))) {
+        const Clock::time_point now = Clock::now();
+        trigger = now >= core_->open->deadline ? BatchTrigger::window
+                  : now >= due(*core_->open)   ? BatchTrigger::idle
+                                               : BatchTrigger::shutdown;
         batch.emplace(std::move(*core_->open));
         core_->open.reset();
       } else if (core_->stopping) {
         return;
       } else if (core_->open) {
-        core_->ready.wait_until(lock, core_->open->deadline);
+        // A later arrival moves due() forward: waking at the old one only re-checks.
+        core_->ready.wait_until(lock, due(*core_->open));
         continue;
       } else {
         core_->ready.wait(lock);
