@@ -57,7 +57,14 @@ std::vector<pid_t> children_of(pid_t pid) {
   return out;
 }
 
-bool process_exists(pid_t pid) { return ::kill(pid, 0) == 0 || errno != ESRCH; }
+// False once the process is gone or a zombie (its parent may be a PID 1 that never reaps).
+bool process_alive(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  if (!std::getline(in, stat)) return false;
+  const auto paren = stat.rfind(')');
+  return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] != 'Z';
+}
 
 // A running pipecache-whatsnext master; stopped (SIGTERM, then SIGKILL) when it goes away.
 class ServerProcess {
@@ -66,9 +73,11 @@ class ServerProcess {
     bool cached = true;
     unsigned workers = 2;
     std::vector<std::string> extra_args;
+    std::string segment;  // empty: a unique name
   };
 
-  explicit ServerProcess(Config config) : segment_(testing::unique_name("wn")) {
+  explicit ServerProcess(Config config)
+      : segment_(config.segment.empty() ? testing::unique_name("wn") : config.segment) {
     int out[2];
     REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
     std::vector<std::string> args = {server_path(), "--port", "0", "--host", "127.0.0.1",
@@ -180,7 +189,7 @@ struct Answer {
 
 ServerProcess::Config config(bool cached = true, unsigned workers = 2,
                              std::vector<std::string> extra_args = {}) {
-  return ServerProcess::Config{cached, workers, std::move(extra_args)};
+  return ServerProcess::Config{cached, workers, std::move(extra_args), {}};
 }
 
 Answer get(const ServerProcess& s, const std::string& path) {
@@ -294,8 +303,39 @@ TEST_SUITE("whatsnext_routes") {
     REQUIRE(workers.size() == 2);
     CHECK(pipecache::Cache::exists(s.segment()));
     CHECK(s.stop(15s) == 0);
-    for (pid_t w : workers) CHECK_FALSE(process_exists(w));  // reaped by the master, not zombies
+    for (pid_t w : workers) CHECK_FALSE(process_alive(w));  // reaped by the master, not zombies
     CHECK_FALSE(pipecache::Cache::exists(s.segment()));
+  }
+
+  TEST_CASE("a_segment_the_master_did_not_create_is_kept") {
+    const std::string name = testing::unique_name("wn-existing");
+    testing::SegmentGuard guard(name);
+    pipecache::Cache::create(testing::small_options(name));
+    auto c = config();
+    c.segment = name;
+    ServerProcess s(c);
+    CHECK(get(s, kWeek).cache == "computed");
+    CHECK(get(s, kWeek).cache == "hit");  // the workers share the existing segment
+    CHECK(s.stop(15s) == 0);
+    CHECK(pipecache::Cache::exists(name));
+  }
+
+  TEST_CASE("workers_die_with_a_killed_master") {
+    ServerProcess s(config());
+    const auto workers = s.workers();
+    REQUIRE(workers.size() == 2);
+    ::kill(s.pid(), SIGKILL);
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    auto any_alive = [&] {
+      for (pid_t w : workers) {
+        if (process_alive(w)) return true;
+      }
+      return false;
+    };
+    while (any_alive() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(20ms);
+    }
+    CHECK_FALSE(any_alive());  // PR_SET_PDEATHSIG: no orphan keeps serving
   }
 
   TEST_CASE("keep_segment_leaves_the_segment") {
