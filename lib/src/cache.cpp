@@ -105,7 +105,8 @@ Cache Cache::create(const Options& options) {
   auto seg = detail::Segment::create(options);
   if (!seg)
     throw Error(fmt::format("pipecache segment '{}': already exists ({})", options.name,
-                            detail::Segment::path(options.name)));
+                            detail::Segment::path(options.name)),
+                ErrorKind::already_exists);
   return Cache(std::make_unique<Impl>(std::move(seg)));
 }
 
@@ -194,6 +195,12 @@ bool Cache::publish(std::string_view key, std::string_view value, std::chrono::m
   return impl_->table->publish(key, impl_->table->hash(key), value, t, flags, token, impl_->counters());
 }
 
+bool Cache::renew_lease(std::string_view key, std::uint64_t token, std::chrono::milliseconds lease_time) {
+  if (key.size() > detail::kMaxKeyBytes) return false;
+  std::uint64_t t = ttl_ns(lease_time, impl_->seg->name());
+  return impl_->table->renew_lease(key, impl_->table->hash(key), token, t, impl_->counters());
+}
+
 void Cache::release_lease(std::string_view key, std::uint64_t token) {
   if (key.size() > detail::kMaxKeyBytes) return;
   impl_->table->release_lease(key, impl_->table->hash(key), token, impl_->counters());
@@ -209,6 +216,8 @@ void Cache::wait_lease(std::string_view key, std::uint32_t seen_seq, std::chrono
 }
 
 Stats Cache::stats() const { return detail::collect_stats(*impl_->seg); }
+std::vector<std::string> Cache::namespaces() const { return impl_->table->namespace_names(); }
+bool Cache::healthy() const noexcept { return !impl_->table->corrupt(); }
 
 std::vector<KeyInfo> Cache::keys(std::string_view glob, std::size_t limit) const {
   return impl_->table->keys(glob, limit, impl_->seg->slots()[detail::kOverflowSlot].counters);
@@ -272,6 +281,9 @@ void Cache::record_time(int ns, NsHistogram histogram, std::uint64_t ns_elapsed)
 }
 
 const std::string& Cache::name() const noexcept { return impl_->seg->name(); }
+std::chrono::milliseconds Cache::default_ttl() const noexcept {
+  return std::chrono::milliseconds(impl_->seg->header().default_ttl_ns / 1000000ull);
+}
 std::size_t Cache::max_value_size() const noexcept { return impl_->seg->header().max_value_bytes; }
 std::size_t Cache::max_key_size() const noexcept { return detail::kMaxKeyBytes; }
 

@@ -181,3 +181,28 @@ TEST_SUITE("segment") {
     for (int i = 0; i < 8; ++i) CHECK(c.get("from:" + std::to_string(i)) == std::optional<std::string>(std::to_string(i)));
   }
 }
+
+TEST_SUITE("segment") {
+  TEST_CASE("errors_carry_a_kind_the_caller_can_act_on") {
+    testing::SegmentGuard g(testing::unique_name("seg"));
+    auto kind_of = [](const std::function<void()>& f) {
+      try {
+        f();
+      } catch (const Error& e) {
+        return e.kind();
+      }
+      FAIL("no error");
+      return ErrorKind::system;
+    };
+    CHECK(kind_of([&] { Cache::open(g.name()); }) == ErrorKind::not_found);
+    CHECK(kind_of([&] { Cache::open("bad/name"); }) == ErrorKind::invalid_argument);
+    { auto a = Cache::create(testing::small_options(g.name())); }
+    CHECK(kind_of([&] { Cache::create(testing::small_options(g.name())); }) == ErrorKind::already_exists);
+    std::uint32_t v = pipecache::detail::kLayoutVersion + 7;
+    overwrite(Cache::path_of(g.name()), offsetof(pipecache::detail::Header, layout_version),
+              std::string_view(reinterpret_cast<const char*>(&v), 4));
+    CHECK(kind_of([&] { Cache::open(g.name()); }) == ErrorKind::incompatible);
+    REQUIRE(::truncate(Cache::path_of(g.name()).c_str(), 16) == 0);
+    CHECK(kind_of([&] { Cache::open(g.name()); }) == ErrorKind::corrupt);
+  }
+}

@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <thread>
 
 #include "support/process.hpp"
@@ -312,5 +313,54 @@ TEST_SUITE("table") {
     for (auto& t : ts) t.join();
     CHECK(bad == 0);
     f.verify_clean();
+  }
+}
+
+TEST_SUITE("table") {
+  TEST_CASE("renewed_lease_is_not_taken_over_after_its_first_deadline") {
+    Fixture f;
+    auto a = f.cache.try_lease("k", 30ms);
+    REQUIRE(a.state == LeaseState::acquired);
+    CHECK(f.cache.renew_lease("k", a.token, 5s));
+    std::this_thread::sleep_for(60ms);
+    CHECK(f.cache.try_lease("k", 5s).state == LeaseState::held_by_other);
+    CHECK_FALSE(f.cache.renew_lease("k", a.token + 1, 5s));
+    CHECK(f.cache.stats().entries == 1);
+  }
+  TEST_CASE("namespaces_lists_registered_types_and_segment_is_healthy") {
+    Fixture f;
+    f.cache.put("whats_next_data:x", "1");
+    f.cache.put("settings:y", "2");
+    auto ns = f.cache.namespaces();
+    CHECK(std::find(ns.begin(), ns.end(), "whats_next_data") != ns.end());
+    CHECK(std::find(ns.begin(), ns.end(), "settings") != ns.end());
+    CHECK(f.cache.healthy());
+  }
+}
+
+TEST_SUITE("table") {
+  TEST_CASE("corrupted_key_length_never_reads_past_its_block") {
+    Fixture f;
+    f.cache.put("victim:k", "value");
+    // Another writer of the segment sets the key length far beyond the block.
+    auto ks = f.cache.keys("*");
+    REQUIRE(ks.size() == 1);
+    std::string path = Cache::path_of(f.guard.name());
+    FILE* fp = std::fopen(path.c_str(), "r+b");
+    REQUIRE(fp);
+    std::vector<char> all(1 << 24);
+    std::size_t n = std::fread(all.data(), 1, all.size(), fp);
+    std::string_view hay(all.data(), n);
+    std::size_t at = hay.find("victim:k");
+    REQUIRE(at != std::string_view::npos);
+    std::uint16_t huge = 60000;
+    std::fseek(fp, static_cast<long>(at - 48 + 36), SEEK_SET);  // Entry::key_len
+    std::fwrite(&huge, 2, 1, fp);
+    std::fclose(fp);
+    CHECK_FALSE(f.cache.get("victim:k").has_value());
+    CHECK(f.cache.keys("*").empty());
+    CHECK_FALSE(f.cache.verify().ok());
+    f.cache.clear();  // the way out
+    CHECK(f.cache.verify().ok());
   }
 }

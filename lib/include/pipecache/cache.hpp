@@ -27,9 +27,28 @@
 
 namespace pipecache {
 
+// What went wrong, for callers that act on it (pipectl maps it to exit codes).
+enum class ErrorKind {
+  invalid_argument,   // bad name, option, size, duration, oversize key or value
+  not_found,          // the segment does not exist
+  already_exists,     // create() of an existing name
+  incompatible,       // another layout version or build
+  corrupt,            // truncated, foreign object, inconsistent header
+  no_space,           // /dev/shm has no room for the segment
+  permission_denied,  // the segment's mode forbids this process
+  system,             // any other failure of the operating system
+};
+
 class Error : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit Error(const std::string& what, ErrorKind kind = ErrorKind::invalid_argument)
+      : std::runtime_error(what), kind_(kind) {}
+  explicit Error(const char* what, ErrorKind kind = ErrorKind::invalid_argument)
+      : std::runtime_error(what), kind_(kind) {}
+  ErrorKind kind() const noexcept { return kind_; }
+
+ private:
+  ErrorKind kind_;
 };
 
 struct Options {
@@ -105,7 +124,8 @@ struct Stats {
   std::uint64_t invalidations = 0;  // removed by erase / invalidate / clear
   std::uint64_t put_failures = 0;   // writes dropped: no room could be made, or lock timeout
   std::uint64_t lock_recoveries = 0;  // robust mutexes found with a dead owner and repaired
-  std::uint64_t entries = 0;
+  std::uint64_t entries = 0;        // all entries, including stale_entries
+  std::uint64_t stale_entries = 0;  // of invalidated generations, not yet reclaimed
   std::uint64_t bytes_used = 0;     // exact: sum of entry blocks (header + key + value + align)
   std::uint64_t byte_budget = 0;
   std::uint64_t max_entries = 0;
@@ -237,6 +257,9 @@ class Cache {
   // False if the value could not be stored (the lease is still dropped).
   bool publish(std::string_view key, std::string_view value, std::chrono::milliseconds ttl,
                std::uint16_t flags, std::uint64_t token);
+  // Extends the caller's lease by lease_time from now (a long computation that should not be
+  // taken over). False when the lease is no longer the caller's (taken over or dropped).
+  bool renew_lease(std::string_view key, std::uint64_t token, std::chrono::milliseconds lease_time);
   // Drops the caller's lease (computation failed) and wakes the waiters.
   void release_lease(std::string_view key, std::uint64_t token);
   // Wake sequence of the key's stripe: read it BEFORE looking at the key, then pass it to
@@ -247,6 +270,11 @@ class Cache {
                   std::chrono::nanoseconds timeout) const noexcept;
 
   Stats stats() const;
+  // Registered request types (namespaces), cheap: no counters are summed.
+  std::vector<std::string> namespaces() const;
+  // False once recovery found the segment structurally broken (every get then misses and
+  // every put is dropped until clear() reformats it).
+  bool healthy() const noexcept;
   std::vector<KeyInfo> keys(std::string_view glob = "*",
                             std::size_t limit = static_cast<std::size_t>(-1)) const;
   SegmentInfo inspect() const;
@@ -259,6 +287,7 @@ class Cache {
   void record_time(int ns, NsHistogram histogram, std::uint64_t ns_elapsed) noexcept;
 
   const std::string& name() const noexcept;
+  std::chrono::milliseconds default_ttl() const noexcept;
   std::size_t max_value_size() const noexcept;
   std::size_t max_key_size() const noexcept;
 

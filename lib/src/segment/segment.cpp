@@ -34,8 +34,20 @@ std::uint64_t align_up(std::uint64_t v, std::uint64_t a) { return (v + a - 1) / 
 
 std::uint64_t pow2_ceil(std::uint64_t v) { return v <= 1 ? 1 : std::bit_ceil(v); }
 
-[[noreturn]] void fail(std::string_view name, std::string_view problem) {
-  throw Error(fmt::format("pipecache segment '{}': {}", name, problem));
+[[noreturn]] void fail(std::string_view name, std::string_view problem,
+                       ErrorKind kind = ErrorKind::invalid_argument) {
+  throw Error(fmt::format("pipecache segment '{}': {}", name, problem), kind);
+}
+
+ErrorKind kind_of_errno(int e) {
+  switch (e) {
+    case ENOENT: return ErrorKind::not_found;
+    case EEXIST: return ErrorKind::already_exists;
+    case EACCES:
+    case EPERM: return ErrorKind::permission_denied;
+    case ENOSPC: return ErrorKind::no_space;
+    default: return ErrorKind::system;
+  }
 }
 
 bool pid_alive(long pid) { return pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM); }
@@ -96,7 +108,7 @@ Geometry plan_geometry(const Options& o) {
   g.buckets_off = off;
   off = align_up(off + 4 * buckets, kCacheLine);
   g.visited_off = off;
-  off = align_up(off + 8 * (g.arena_bytes / kUnit / 64 + 1), 4096);
+  off = align_up(off + 8 * (g.arena_bytes / kUnit / 4 / 64 + 1), 4096);  // Arena::kVisitedShift
   g.arena_off = off;
   g.total_bytes = align_up(off + g.arena_bytes, 4096);
   return g;
@@ -164,7 +176,7 @@ std::unique_ptr<Segment> Segment::create(const Options& options) {
     shm = std::make_unique<bip::shared_memory_object>(bip::create_only, tmp.c_str(),
                                                       bip::read_write, perms);
   } catch (const bip::interprocess_exception& e) {
-    fail(options.name, fmt::format("cannot create in /dev/shm: {}", e.what()));
+    fail(options.name, fmt::format("cannot create in /dev/shm: {}", e.what()), kind_of_errno(e.get_native_error()));
   }
   struct TmpGuard {  // the temporary name never outlives this function
     std::string path;
@@ -178,33 +190,37 @@ std::unique_ptr<Segment> Segment::create(const Options& options) {
            fmt::format("/dev/shm has no room for {} bytes (byte budget {}); free space in /dev/shm, "
                        "lower the budget, or enlarge it (Docker's default /dev/shm is 64 MiB: "
                        "run the container with --shm-size)",
-                       g.total_bytes, g.byte_budget));
-    fail(options.name, fmt::format("cannot reserve {} bytes in /dev/shm: {}", g.total_bytes, std::strerror(rc)));
+                       g.total_bytes, g.byte_budget),
+           ErrorKind::no_space);
+    fail(options.name, fmt::format("cannot reserve {} bytes in /dev/shm: {}", g.total_bytes, std::strerror(rc)),
+         kind_of_errno(rc));
   }
   auto region = std::make_unique<bip::mapped_region>(*shm, bip::read_write, 0, g.total_bytes);
   initialise(static_cast<char*>(region->get_address()), g, options);
   if (::link((kShmDir + tmp).c_str(), path(options.name).c_str()) != 0) {
     if (errno == EEXIST) return nullptr;
-    fail(options.name, fmt::format("cannot publish {}: {}", path(options.name), std::strerror(errno)));
+    fail(options.name, fmt::format("cannot publish {}: {}", path(options.name), std::strerror(errno)),
+         kind_of_errno(errno));
   }
   return std::unique_ptr<Segment>(new Segment(options.name, std::move(region)));
 }
 
-std::string header_problem(const char* base, std::size_t size) {
+HeaderProblem header_problem(const char* base, std::size_t size) {
+  using K = ErrorKind;
   if (size < sizeof(Header))
-    return fmt::format("truncated or not a pipecache segment ({} bytes, a header needs {})", size, sizeof(Header));
+    return {K::corrupt, fmt::format("truncated or not a pipecache segment ({} bytes, a header needs {})", size, sizeof(Header))};
   const auto& h = *reinterpret_cast<const Header*>(base);
-  if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0) return "not a pipecache segment (foreign object: bad magic)";
+  if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0) return {K::corrupt, "not a pipecache segment (foreign object: bad magic)"};
   if (h.layout_version != kLayoutVersion)
-    return fmt::format("incompatible layout version {} (this binary reads version {}); "
+    return {K::incompatible, fmt::format("incompatible layout version {} (this binary reads version {}); "
                        "recreate it with 'pipectl destroy' then 'pipectl create'",
-                       h.layout_version, kLayoutVersion);
+                       h.layout_version, kLayoutVersion)};
   if (h.fingerprint != kLayoutFingerprint || h.header_bytes != sizeof(Header))
-    return fmt::format("incompatible layout fingerprint {:016x} (this binary: {:016x}); built with "
-                       "another pipecache version", h.fingerprint, kLayoutFingerprint);
+    return {K::incompatible, fmt::format("incompatible layout fingerprint {:016x} (this binary: {:016x}); built with "
+                       "another pipecache version", h.fingerprint, kLayoutFingerprint)};
   if (h.total_bytes != size)
-    return fmt::format("truncated or resized: header says {} bytes, the object has {}", h.total_bytes, size);
-  if (h.init_state.load(std::memory_order_acquire) != kInitReady) return "not initialised";
+    return {K::corrupt, fmt::format("truncated or resized: header says {} bytes, the object has {}", h.total_bytes, size)};
+  if (h.init_state.load(std::memory_order_acquire) != kInitReady) return {K::corrupt, "not initialised"};
   // Re-derive the geometry from the stored configuration: every offset must be what this
   // binary would compute, so a hostile header cannot point a reader outside the mapping.
   Options o;
@@ -218,14 +234,14 @@ std::string header_problem(const char* base, std::size_t size) {
   try {
     g = plan_geometry(o);
   } catch (const Error& e) {
-    return fmt::format("corrupt configuration in header ({})", e.what());
+    return {K::corrupt, fmt::format("corrupt configuration in header ({})", e.what())};
   }
   if (g.total_bytes != h.total_bytes || g.slots_off != h.slots_off || g.namespaces_off != h.namespaces_off ||
       g.stripes_off != h.stripes_off || g.buckets_off != h.buckets_off || g.visited_off != h.visited_off ||
       g.arena_off != h.arena_off || g.arena_bytes != h.arena_bytes || g.stripe_shift != h.stripe_shift ||
       g.buckets_per_stripe != h.buckets_per_stripe || h.max_value_bytes != g.max_value_bytes ||
       h.max_key_bytes != kMaxKeyBytes || h.default_ttl_ns != g.default_ttl_ns)
-    return "corrupt header: offsets or sizes do not match its configuration";
+    return {K::corrupt, "corrupt header: offsets or sizes do not match its configuration"};
   return {};
 }
 
@@ -238,19 +254,20 @@ std::unique_ptr<Segment> Segment::open(std::string_view name) {
   } catch (const bip::interprocess_exception& e) {
     if (e.get_error_code() == bip::not_found_error)
       fail(name, fmt::format("does not exist ({}); create it with 'pipectl create --name {}' or "
-                             "Cache::open_or_create", path(name), name));
+                             "Cache::open_or_create", path(name), name), ErrorKind::not_found);
     if (e.get_native_error() == EACCES)
-      fail(name, fmt::format("permission denied opening {}", path(name)));
-    fail(name, fmt::format("cannot open {}: {}", path(name), e.what()));
+      fail(name, fmt::format("permission denied opening {}", path(name)), ErrorKind::permission_denied);
+    fail(name, fmt::format("cannot open {}: {}", path(name), e.what()), kind_of_errno(e.get_native_error()));
   }
   bip::offset_t size = 0;
-  if (!shm->get_size(size)) fail(name, "cannot read its size");
+  if (!shm->get_size(size)) fail(name, "cannot read its size", ErrorKind::system);
   if (static_cast<std::uint64_t>(size) < sizeof(Header)) {
-    fail(name, header_problem(nullptr, static_cast<std::size_t>(size)));
+    auto p = header_problem(nullptr, static_cast<std::size_t>(size));
+    fail(name, p.text, p.kind);
   }
   auto region = std::make_unique<bip::mapped_region>(*shm, bip::read_write, 0, static_cast<std::size_t>(size));
-  std::string problem = header_problem(static_cast<const char*>(region->get_address()), region->get_size());
-  if (!problem.empty()) fail(name, problem);
+  HeaderProblem problem = header_problem(static_cast<const char*>(region->get_address()), region->get_size());
+  if (!problem.empty()) fail(name, problem.text, problem.kind);
   return std::unique_ptr<Segment>(new Segment(std::string(name), std::move(region)));
 }
 

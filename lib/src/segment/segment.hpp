@@ -83,8 +83,13 @@ class Segment {
   std::size_t size_ = 0;
 };
 
-// Checks a mapped header against this binary's layout and the mapping size; returns an empty
-// string when valid, else the problem in words.
-std::string header_problem(const char* base, std::size_t size);
+// Checks a mapped header against this binary's layout and the mapping size; an empty text
+// when valid, else the problem in words and its kind.
+struct HeaderProblem {
+  ErrorKind kind = ErrorKind::corrupt;
+  std::string text;
+  bool empty() const noexcept { return text.empty(); }
+};
+HeaderProblem header_problem(const char* base, std::size_t size);
 
 }  // namespace pipecache::detail

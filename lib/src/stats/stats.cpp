@@ -180,6 +180,7 @@ Stats collect_stats(Segment& seg) {
         st.histograms[hh].sum_ns += m.hist_sum[hh].load(kRelaxed);
       }
     }
+    s.stale_entries += ns[n].entries.load(kRelaxed) - std::min(ns[n].entries.load(kRelaxed), st.entries);
     for (auto v : st.counters) any = any || v != 0;
     if (n == 0 && !any) continue;  // keys without a type: listed only when used
     s.namespaces.push_back(std::move(st));

@@ -75,19 +75,26 @@ class Arena {
   }
   char* bytes(std::uint32_t off) const noexcept { return base_ + std::uint64_t{off} * kUnit; }
 
-  // Visited bits: one per arena unit, indexed by block start. A reader may set the bit of a
-  // block that was freed and reused meanwhile: that only marks another entry visited (an
-  // eviction-order blemish), never corrupts memory — why the bits live outside the blocks.
+  // Visited bits: one per 4 arena units (32 bytes), indexed by block start; blocks are at least
+  // kMinBlockUnits (6) long, so no two blocks start in one 32-byte region and each has its own
+  // bit (0.4% of the arena). A reader may set the bit of a block freed and reused meanwhile:
+  // that marks another entry visited (an eviction-order blemish), never corrupts memory —
+  // why the bits live outside the blocks.
+  static constexpr unsigned kVisitedShift = 2;
+  static_assert(kMinBlockUnits >= (1u << kVisitedShift));
   bool visited(std::uint32_t off) const noexcept {
-    return (visited_[off / 64].load(std::memory_order_relaxed) >> (off % 64)) & 1;
+    std::uint32_t b = off >> kVisitedShift;
+    return (visited_[b / 64].load(std::memory_order_relaxed) >> (b % 64)) & 1;
   }
   void mark_visited(std::uint32_t off) noexcept {
-    auto& w = visited_[off / 64];
-    std::uint64_t bit = std::uint64_t{1} << (off % 64);
+    std::uint32_t b = off >> kVisitedShift;
+    auto& w = visited_[b / 64];
+    std::uint64_t bit = std::uint64_t{1} << (b % 64);
     if (!(w.load(std::memory_order_relaxed) & bit)) w.fetch_or(bit, std::memory_order_relaxed);
   }
   void clear_visited(std::uint32_t off) noexcept {
-    visited_[off / 64].fetch_and(~(std::uint64_t{1} << (off % 64)), std::memory_order_relaxed);
+    std::uint32_t b = off >> kVisitedShift;
+    visited_[b / 64].fetch_and(~(std::uint64_t{1} << (b % 64)), std::memory_order_relaxed);
   }
 
   // Walks the blocks in address order, calling fn(off, word0); stops (false) on a broken chain.

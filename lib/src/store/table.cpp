@@ -115,6 +115,17 @@ std::uint64_t Table::hash(std::string_view key) const noexcept { return hash_key
 
 bool Table::corrupt() const noexcept { return h_.corrupt.load(kRelaxed) != 0; }
 
+// Under a lock entries are consistent, unless something other than pipecache wrote the
+// segment: every locked walk stops at an entry whose header does not fit its block, so a
+// corrupted key length can never send a read past the arena.
+bool Table::entry_ok(std::uint32_t off) const noexcept {
+  if (!arena_.in_bounds(off)) return false;
+  const Entry* e = arena_.entry(off);
+  std::uint32_t size = word0_size(e->word0);
+  if (size < kMinBlockUnits || size > arena_.end() - off) return false;
+  return kEntryHeader + std::uint64_t{e->key_len} + e->value_len <= std::uint64_t{size} * kUnit;
+}
+
 std::string_view Table::key_of(std::uint32_t off) const noexcept {
   const Entry* e = arena_.entry(off);
   return {arena_.bytes(off) + kEntryHeader, e->key_len};
@@ -234,7 +245,7 @@ Table::Found Table::find_locked(std::uint64_t h, std::string_view key, bool leas
   Found f;
   std::uint32_t pred = 0;
   std::uint32_t off = bucket(h).load(kRelaxed);
-  for (int steps = 0; off && steps <= kMaxChain && arena_.in_bounds(off); ++steps) {
+  for (int steps = 0; off && steps <= kMaxChain && entry_ok(off); ++steps) {
     const Entry* e = arena_.entry(off);
     if (e->hash_tag == tag && e->key_len == key.size() && ((e->flags & kEntryLease) != 0) == lease &&
         std::memcmp(arena_.bytes(off) + kEntryHeader, key.data(), key.size()) == 0) {
@@ -329,6 +340,7 @@ bool Table::evict_one(unsigned held, Counters c) {
     std::uint32_t off = arena_.hand();
     if (!off) return false;
     arena_.step_hand(off);
+    if (!entry_ok(off)) continue;
     const Entry* e = arena_.entry(off);
     bool expired = e->expiry_ns != 0 && e->expiry_ns <= now;
     unsigned ns = word0_ns(e->word0);
@@ -415,10 +427,11 @@ bool Table::repair_arena(Counters c) {
 }
 
 void Table::wake_lease_waiters(unsigned idx) noexcept {
-  auto& w = stripes_[idx].lease_wake;
-  w.fetch_add(1, std::memory_order_release);
+  Stripe& s = stripes_[idx];
+  s.lease_wake.fetch_add(1, std::memory_order_seq_cst);
+  if (s.lease_waiters.load(std::memory_order_seq_cst) == 0) return;  // Dekker pairing: layout.hpp
   // Shared futex (no FUTEX_PRIVATE_FLAG): the waiters are other processes.
-  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&w), FUTEX_WAKE, INT32_MAX, nullptr, nullptr, 0);
+  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&s.lease_wake), FUTEX_WAKE, INT32_MAX, nullptr, nullptr, 0);
 }
 
 bool Table::put(std::string_view key, std::uint64_t h, std::string_view value, std::uint64_t ttl_ns,
@@ -474,7 +487,7 @@ std::size_t Table::scan_remove(const std::function<bool(const Entry&, std::strin
     for (std::uint64_t b = 0; b < bps_; ++b) {
       auto& head = buckets_[std::uint64_t{idx} * bps_ + b];
       std::uint32_t pred = 0, off = head.load(kRelaxed);
-      for (int steps = 0; off && steps <= kMaxChain && arena_.in_bounds(off); ++steps) {
+      for (int steps = 0; off && steps <= kMaxChain && entry_ok(off); ++steps) {
         Entry* e = arena_.entry(off);
         std::uint32_t next = e->chain_next.load(kRelaxed);
         if (match(*e, key_of(off))) {
@@ -694,10 +707,34 @@ std::uint32_t Table::lease_wake_seq(std::uint64_t h) const noexcept {
 }
 
 void Table::wait_lease(std::uint64_t h, std::uint32_t seen, std::uint64_t timeout_ns) const noexcept {
-  auto& w = stripes_[stripe_index(h)].lease_wake;
-  if (w.load(std::memory_order_acquire) != seen) return;
-  timespec ts{static_cast<time_t>(timeout_ns / 1000000000ull), static_cast<long>(timeout_ns % 1000000000ull)};
-  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&w), FUTEX_WAIT, seen, &ts, nullptr, 0);
+  Stripe& s = stripes_[stripe_index(h)];
+  s.lease_waiters.fetch_add(1, std::memory_order_seq_cst);
+  if (s.lease_wake.load(std::memory_order_seq_cst) == seen) {
+    timespec ts{static_cast<time_t>(timeout_ns / 1000000000ull), static_cast<long>(timeout_ns % 1000000000ull)};
+    ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&s.lease_wake), FUTEX_WAIT, seen, &ts, nullptr, 0);
+  }
+  s.lease_waiters.fetch_sub(1, std::memory_order_relaxed);
+}
+
+bool Table::renew_lease(std::string_view key, std::uint64_t h, std::uint64_t token, std::uint64_t lease_ns,
+                        Counters c) {
+  if (corrupt()) return false;
+  unsigned idx = stripe_index(h);
+  StripeLock lock(*this, idx, kWriteLockTimeoutNs, c);
+  if (!lock) return false;
+  Found f = find_locked(h, key, true);
+  if (!f.off) return false;
+  Entry* e = arena_.entry(f.off);
+  LeaseRecord rec{};
+  if (e->value_len != sizeof rec) return false;
+  char* p = arena_.bytes(f.off) + kEntryHeader + e->key_len;
+  std::memcpy(&rec, p, sizeof rec);
+  if (rec.token != token) return false;
+  // Lease records are read only under the stripe lock, so an in-place update needs no seq.
+  rec.deadline_ns = mono_ns() + lease_ns;
+  std::memcpy(p, &rec, sizeof rec);
+  e->expiry_ns = coarse_ns() + lease_ns + kCoarseSlackNs;
+  return true;
 }
 
 // --- namespaces ---------------------------------------------------------------------------
@@ -745,6 +782,13 @@ int Table::namespace_id(std::string_view type, bool register_if_absent) {
   return id;
 }
 
+std::vector<std::string> Table::namespace_names() const {
+  std::vector<std::string> out;
+  for (unsigned i = 1; i < kMaxNamespaces; ++i)
+    if (ns_[i].state.load(std::memory_order_acquire) == kNsReady) out.emplace_back(ns_[i].name, ns_[i].name_len);
+  return out;
+}
+
 unsigned Table::namespace_of_key(std::string_view key) {
   auto colon = key.find(':');
   if (colon == std::string_view::npos || colon == 0) return 0;
@@ -763,7 +807,7 @@ std::vector<KeyInfo> Table::keys(std::string_view glob, std::size_t limit, Count
     if (!lock) continue;
     for (std::uint64_t b = 0; b < bps_ && out.size() < limit; ++b) {
       std::uint32_t off = buckets_[std::uint64_t{idx} * bps_ + b].load(kRelaxed);
-      for (int steps = 0; off && steps <= kMaxChain && arena_.in_bounds(off) && out.size() < limit; ++steps) {
+      for (int steps = 0; off && steps <= kMaxChain && entry_ok(off) && out.size() < limit; ++steps) {
         const Entry* e = arena_.entry(off);
         std::string_view key = key_of(off);
         bool lease = e->flags & kEntryLease;
@@ -927,6 +971,7 @@ VerifyReport Table::verify(Counters c) {
             used_offs.erase(off);  // a second visit is reported as "not a used block"
             ++rep.entries_checked;
             ++in_stripe;
+            if (!entry_ok(off)) break;  // reported by the block walk; its key cannot be trusted
             std::uint64_t hh = hash_key(key_of(off));
             if (stripe_index(hh) != idx || (hh & (bps_ - 1)) != b || tag_of(hh) != arena_.entry(off)->hash_tag)
               problem(fmt::format("entry {}: key hash does not belong to stripe {} bucket {}", off, idx, b));

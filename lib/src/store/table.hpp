@@ -69,8 +69,10 @@ class Table {
   bool publish(std::string_view key, std::uint64_t h, std::string_view value, std::uint64_t ttl_ns,
                std::uint16_t flags, std::uint64_t token, Counters c);
   void release_lease(std::string_view key, std::uint64_t h, std::uint64_t token, Counters c);
+  bool renew_lease(std::string_view key, std::uint64_t h, std::uint64_t token, std::uint64_t lease_ns, Counters c);
   std::uint32_t lease_wake_seq(std::uint64_t h) const noexcept;
   void wait_lease(std::uint64_t h, std::uint32_t seen, std::uint64_t timeout_ns) const noexcept;
+  std::vector<std::string> namespace_names() const;
 
   // Namespaces: the key prefix before the first ':' (registered on first put).
   int namespace_id(std::string_view type, bool register_if_absent);
@@ -113,6 +115,7 @@ class Table {
   std::size_t scan_remove(const std::function<bool(const Entry&, std::string_view key)>& match,
                           Counters c, StoreCounter counter);
   std::string_view key_of(std::uint32_t off) const noexcept;
+  bool entry_ok(std::uint32_t off) const noexcept;
   void begin_write(Stripe& s) noexcept;
   void end_write(Stripe& s) noexcept;
 
