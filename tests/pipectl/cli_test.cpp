@@ -94,6 +94,7 @@ TEST_SUITE("pipectl_usage") {
         {{"create", "--name", name, "--budget", "-5M"}, "-5M"},
         {{"create", "--name", name, "--budget", ""}, "budget"},
         {{"create", "--name", name, "--budget", "99999999999T"}, "99999999999T"},
+        {{"create", "--name", name, "--budget", "1K"}, "byte budget"},  // below the library's minimum
         {{"create", "--name", name, "--ttl", "5x"}, "5x"},
         {{"create", "--name", name, "--ttl", "m5"}, "m5"},
         {{"create", "--name", name, "--max-entries", "lots"}, "lots"},

@@ -61,6 +61,9 @@ int run_create(const Invocation& invocation) {
   try {
     pipecache::Cache::create(options);
   } catch (const pipecache::Error& e) {
+    // Options the library refuses (budget below its minimum, stripes beyond 65536) are the
+    // caller's mistake: exit 2. Everything else (exists, no room, permission) is exit 3.
+    if (e.kind() == pipecache::ErrorKind::invalid_argument) throw UsageError(e.what());
     throw SegmentProblem(e.what());
   }
   return 0;
