@@ -36,12 +36,23 @@ LockResult lock_robust(RobustMutex& m, std::uint64_t timeout_ns) noexcept {
   // Fast path: uncontended lock without reading the clock.
   int rc = pthread_mutex_trylock(&m.native);
   if (rc != EBUSY) return classify(rc);
+#if defined(__SANITIZE_THREAD__)
+  // ThreadSanitizer (GCC 12) does not intercept pthread_mutex_clocklock and would miss the
+  // acquisition; timedlock on CLOCK_REALTIME is intercepted. Sanitizer builds only.
+  constexpr clockid_t kClock = CLOCK_REALTIME;
+#else
+  constexpr clockid_t kClock = CLOCK_MONOTONIC;  // immune to wall-clock steps
+#endif
   timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(kClock, &ts);
   std::uint64_t ns = static_cast<std::uint64_t>(ts.tv_nsec) + timeout_ns;
   ts.tv_sec += static_cast<time_t>(ns / 1000000000ull);
   ts.tv_nsec = static_cast<long>(ns % 1000000000ull);
+#if defined(__SANITIZE_THREAD__)
+  return classify(pthread_mutex_timedlock(&m.native, &ts));
+#else
   return classify(pthread_mutex_clocklock(&m.native, CLOCK_MONOTONIC, &ts));
+#endif
 }
 
 LockResult try_lock_robust(RobustMutex& m) noexcept {
