@@ -1,6 +1,6 @@
 // pipecache_hitpath — a W1 hit loop with nothing else in it, for callgrind:
-//   valgrind --tool=callgrind --toggle-collect='bench::hit_loop*' \
-//     build/bench/pipecache_hitpath --mode get --ops 200000
+//   valgrind --tool=callgrind --toggle-collect='*bench::hit_loop*'
+//            build/bench/pipecache_hitpath --mode get --ops 200000
 // Instructions per get = Ir inside hit_loop / ops. `--mode limit` runs the same loop over a
 // process-local std::unordered_map, so the two counts can be compared line by line.
 #include "common/clock.hpp"
@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -27,7 +28,6 @@ std::uint64_t cpu_ns() {
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
   return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
 }
-constexpr std::size_t kValueSize = 1024;
 
 // noinline: the unit callgrind's --toggle-collect switches on; everything it calls is the
 // hit path (the index draw is a table read, the check the cheap one the throughput bench does).
@@ -45,13 +45,15 @@ int run(int argc, char** argv) {
   cxxopts::Options options("pipecache_hitpath", "W1 hit loop for callgrind");
   options.add_options()
       ("mode", "get | visit | limit", cxxopts::value<std::string>()->default_value("get"))
-      ("ops", "gets", cxxopts::value<std::size_t>()->default_value("200000"));
+      ("ops", "gets", cxxopts::value<std::size_t>()->default_value("200000"))
+      ("value-size", "bytes per value (W1: 1024, W2: 16384)",
+       cxxopts::value<std::size_t>()->default_value("1024"));
   auto args = options.parse(argc, argv);
   const std::string mode = args["mode"].as<std::string>();
 
   std::vector<std::string> keys;
   for (std::size_t i = 0; i < kKeys; ++i) keys.push_back(make_key(i));
-  ValueFactory values(kValueSize);
+  ValueFactory values(args["value-size"].as<std::size_t>());
   SplitMix64 rng(42);
   std::vector<std::uint32_t> order(args["ops"].as<std::size_t>());
   for (auto& o : order) o = static_cast<std::uint32_t>(rng.below(kKeys));
@@ -84,6 +86,7 @@ int run(int argc, char** argv) {
     pipecache::Options o;
     o.name = name;
     o.default_ttl = std::chrono::milliseconds(0);
+    o.byte_budget = std::max<std::size_t>(o.byte_budget, kKeys * (values.size() + 256) * 2);
     pipecache::Cache::remove(name);
     pipecache::Cache cache = pipecache::Cache::create(o);
     for (std::uint32_t i = 0; i < kKeys; ++i) {
