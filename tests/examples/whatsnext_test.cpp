@@ -15,6 +15,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <fcntl.h>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <poll.h>
@@ -46,6 +47,16 @@ std::string server_path() {
   REQUIRE_MESSAGE(p != nullptr, "WHATSNEXT_SERVER is not set (run through meson test)");
   REQUIRE_MESSAGE(::access(p, X_OK) == 0,
                   "pipecache-whatsnext is not built: run `meson compile` before `meson test`");
+  if (const char* headers = std::getenv("WHATSNEXT_HEADERS")) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    const auto built = fs::last_write_time(p, ec);
+    for (const auto& header : fs::directory_iterator(headers, ec)) {
+      REQUIRE_MESSAGE(fs::last_write_time(header.path(), ec) <= built,
+                      p << " is older than " << header.path().string()
+                        << ": it is stale, run `meson compile` before `meson test`");
+    }
+  }
   return p;
 }
 
