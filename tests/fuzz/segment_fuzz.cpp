@@ -19,8 +19,9 @@
 // every patch). A garbage lock word makes every lock of that mutex wait for its timeout
 // (1-2 s): a denial of service that is documented and tested in broken_env_test.cpp, not a
 // memory-safety question, and it would only slow the fuzzer down.
-// Writer paths (put/erase/invalidate/purge/leases) are NOT exercised: they trust the
-// allocator's free lists and links in the segment (see docs/trust-model.md).
+// Writer paths (put/erase/invalidate/purge/leases) are NOT exercised by default: they trust
+// the allocator's free lists and links in the segment (see docs/trust-model.md);
+// PIPECACHE_FUZZ_WRITERS=1 adds them, as an experiment.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -246,6 +247,22 @@ void read_everything(Cache& c, const std::vector<std::string>& keys, const std::
   if (!skipped("verify")) g_sink = g_sink + c.verify().problems.size();
 }
 
+// PIPECACHE_FUZZ_WRITERS=1: also the write paths, which are NOT claimed safe on a hostile
+// segment (docs/trust-model.md). Off in every automatic run; an experiment to measure how
+// quickly a hostile segment breaks a writing process.
+void write_everything(Cache& c, const std::vector<std::string>& keys) {
+  for (std::size_t i = 0; i < keys.size(); i += 3) c.put(keys[i], std::string(40 + i, 'w'), std::chrono::hours(1), 0);
+  for (std::size_t i = 1; i < keys.size(); i += 5) c.erase(keys[i]);
+  g_sink = g_sink + c.invalidate("t2:*") + c.invalidate("raw1*") + c.purge();
+  auto lease = c.try_lease("t1:new", std::chrono::seconds(5));
+  if (lease.token) c.publish("t1:new", "v", std::chrono::hours(1), 0, lease.token);
+}
+
+bool writers_on() {
+  static const bool on = std::getenv("PIPECACHE_FUZZ_WRITERS") != nullptr;
+  return on;
+}
+
 }  // namespace
 
 namespace fuzz {
@@ -280,6 +297,7 @@ int segment_one(const std::uint8_t* data, std::size_t size) {
   try {
     Cache c = Cache::open(name);
     read_everything(c, t.keys, path, live);
+    if (writers_on()) write_everything(c, t.keys);
   } catch (const pipecache::Error&) {
     // Rejected with a message: the expected outcome for nearly every raw input.
   }

@@ -371,6 +371,50 @@ TEST_SUITE("reliability") {
       write_at<std::int32_t>(g.name(), stripes_off + i * sizeof(d::Stripe) + offsetof(d::Stripe, mutex), 0);
   }
 
+#ifdef TORTURE_PIPELINE
+  // ---- a lease that is never resolved ----------------------------------------------------------
+  // A live process holding a lease with a far deadline (a hung handler, or a forged marker)
+  // is never taken over; the pipeline's waiters give up after dedup_max_wait and compute
+  // directly, so a request is delayed by at most that, never stuck.
+  TEST_CASE("lease_held_by_a_hung_live_process_delays_requests_by_at_most_dedup_max_wait") {
+    testing::SegmentGuard g(testing::unique_name("rel-lease"));
+    Cache c = Cache::create(testing::small_options(g.name()));
+    pipecache::PipelineConfig pc;
+    pc.segment_name = g.name();
+    pc.dedup_max_wait = 300ms;
+    pc.enable_request_batching = false;
+    pipecache::Pipeline p(pc);
+    const pipecache::Params params{{"id", "1"}};
+    std::string key = p.cache_key("whats_next", params);
+    int ready[2];
+    REQUIRE(::pipe(ready) == 0);
+    pid_t holder = testing::spawn([&] {
+      Cache h = Cache::open(g.name());
+      auto r = h.try_lease(key, std::chrono::hours(1));
+      if (::write(ready[1], r.state == pipecache::LeaseState::acquired ? "a" : "x", 1) != 1) return 1;
+      ::pause();  // hung: never publishes, never dies
+      return 0;
+    });
+    char byte = 0;
+    REQUIRE(::read(ready[0], &byte, 1) == 1);
+    REQUIRE(byte == 'a');
+    CHECK(c.try_lease(key, 1s).state == pipecache::LeaseState::held_by_other);
+    auto t0 = std::chrono::steady_clock::now();
+    auto v = p.process_request("whats_next", params, [] { return std::string("computed"); });
+    auto waited = std::chrono::steady_clock::now() - t0;
+    CHECK(v == "computed");
+    CHECK(waited >= 250ms);
+    CHECK(waited < 2s);
+    CHECK(p.stats().local_fallbacks[static_cast<unsigned>(pipecache::FallbackCause::dedup_wait_timeout)] >= 1);
+    ::kill(holder, SIGKILL);
+    testing::wait_for(holder, 10s);
+    // Its holder dead, the lease is taken over at once.
+    CHECK(c.try_lease(key, 1s).state == pipecache::LeaseState::taken_over);
+    ::close(ready[0]);
+    ::close(ready[1]);
+  }
+#endif
+
   // ---- names --------------------------------------------------------------------------------
   TEST_CASE("names_cannot_leave_dev_shm") {
     const std::string bads[] = {"../etc/passwd", "a/b", "/abs", std::string("nul\0x", 5), "sp ace", "", "%2e%2e",
