@@ -36,6 +36,9 @@ struct Cache::Impl {
   std::unique_ptr<detail::Table> table;
   std::atomic<unsigned> slot{detail::kNoSlot};
   std::atomic<unsigned> epoch{0};
+  // The claimed slot's counters, valid while epoch == g_fork_epoch: the hit path's only
+  // bookkeeping is two relaxed loads and a compare.
+  std::atomic<detail::Counters> cached{nullptr};
   std::mutex slot_mutex;
 
   explicit Impl(std::unique_ptr<detail::Segment> s) : seg(std::move(s)), table(std::make_unique<detail::Table>(*seg)) {
@@ -50,9 +53,8 @@ struct Cache::Impl {
   // The slot is claimed on the first counted operation, so that observers (pipectl stats)
   // are not counted as attached processes.
   detail::Counters counters() {
-    unsigned sl = slot.load(std::memory_order_acquire);
-    if (sl != detail::kNoSlot && epoch.load(std::memory_order_relaxed) == g_fork_epoch.load(std::memory_order_relaxed))
-      return seg->slots()[sl].counters;
+    detail::Counters c = cached.load(std::memory_order_acquire);
+    if (c && epoch.load(std::memory_order_relaxed) == g_fork_epoch.load(std::memory_order_relaxed)) return c;
     return claim();
   }
   detail::Counters claim() {
@@ -63,6 +65,7 @@ struct Cache::Impl {
       sl = detail::claim_slot(*seg);  // after fork: a new slot; the parent keeps its own
       epoch.store(e, std::memory_order_relaxed);
       slot.store(sl, std::memory_order_release);
+      cached.store(seg->slots()[sl].counters, std::memory_order_release);
     }
     return seg->slots()[sl].counters;
   }

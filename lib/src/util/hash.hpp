@@ -3,6 +3,9 @@
 // of hash is a decision, not an accident.
 #pragma once
 
+// Inlined (XXH_INLINE_ALL): the hash is on every hit, and the library call through the PLT
+// cost more than the hashing of a 32-byte key. Same algorithm and outputs as libxxhash.
+#define XXH_INLINE_ALL
 #include <xxhash.h>
 
 #include <cstdint>
