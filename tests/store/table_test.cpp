@@ -364,3 +364,24 @@ TEST_SUITE("table") {
     CHECK(f.cache.verify().ok());
   }
 }
+
+TEST_SUITE("table") {
+  TEST_CASE("value_computed_across_an_invalidation_is_discarded") {
+    Fixture f;
+    auto a = f.cache.try_lease("whats_next_data:k", 5s);
+    REQUIRE(a.state == LeaseState::acquired);
+    f.cache.put("whats_next_data:other", "x");
+    CHECK(f.cache.invalidate("whats_next_data:*") == 1);  // data changed mid-computation
+    CHECK(f.cache.publish("whats_next_data:k", "old data", 10s, 0, a.token));
+    CHECK_FALSE(f.cache.get("whats_next_data:k").has_value());
+    CHECK(f.cache.try_lease("whats_next_data:k", 5s).state == LeaseState::acquired);  // recompute
+    f.verify_clean();
+  }
+  TEST_CASE("value_computed_without_a_change_is_kept") {
+    Fixture f;
+    auto a = f.cache.try_lease("whats_next_data:k", 5s);
+    f.cache.invalidate("settings:*");  // another namespace
+    CHECK(f.cache.publish("whats_next_data:k", "v", 10s, 0, a.token));
+    CHECK(f.cache.get("whats_next_data:k") == std::optional<std::string>("v"));
+  }
+}

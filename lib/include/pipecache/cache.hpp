@@ -254,7 +254,11 @@ class Cache {
   // alive and its deadline has not passed; otherwise try_lease takes it over.
   LeaseResult try_lease(std::string_view key, std::chrono::milliseconds lease_time);
   // Stores the value and drops the caller's lease in one step, then wakes the waiters.
-  // False if the value could not be stored (the lease is still dropped).
+  // If the lease is no longer the caller's, or the key's namespace was invalidated (or the
+  // cache cleared) since the lease was taken, the value was computed from superseded data:
+  // it is discarded (counted as an invalidation), the waiters wake and one computes again.
+  // That is the protocol working, so it returns true. False only if the store had no room
+  // (or a lock timed out); the lease is dropped in every case.
   bool publish(std::string_view key, std::string_view value, std::chrono::milliseconds ttl,
                std::uint16_t flags, std::uint64_t token);
   // Extends the caller's lease by lease_time from now (a long computation that should not be

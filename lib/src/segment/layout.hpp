@@ -88,8 +88,8 @@ struct alignas(kCacheLine) ProcessSlot {
 // under the arena lock, which also owns entries/live (own cache line: written on every
 // insert/free; recomputed by arena recovery):
 //   entries = used blocks of this namespace (any generation),
-//   live    = those whose Entry::ns_generation == (u32)generation — what an invalidation of
-//             "<name>:*" removes, so the count it reports is exact.
+//   live    = values (not lease markers) whose Entry::ns_generation == (u32)generation — what
+//             an invalidation of "<name>:*" removes, so the count it reports is exact.
 // An entry's generation is stamped by Arena::alloc under the same lock, so that stamp, live
 // and the bump can never disagree.
 inline constexpr std::uint32_t kNsFree = 0;

@@ -103,7 +103,7 @@ void Arena::fifo_unlink(std::uint32_t off) noexcept {
   else a_->fifo_oldest = e->fifo_newer;
 }
 
-std::uint32_t Arena::alloc(std::uint32_t units, unsigned stripe, unsigned ns) noexcept {
+std::uint32_t Arena::alloc(std::uint32_t units, unsigned stripe, unsigned ns, std::uint16_t flags) noexcept {
   if (units < kMinBlockUnits) units = kMinBlockUnits;
   unsigned b = bin_of(units);
   std::uint32_t off = 0;
@@ -145,8 +145,9 @@ std::uint32_t Arena::alloc(std::uint32_t units, unsigned stripe, unsigned ns) no
   a_->entries.fetch_add(1, kRelaxed);
   Entry* e = entry(off);
   e->ns_generation = static_cast<std::uint32_t>(ns_[ns].generation.load(kRelaxed));
+  e->flags = flags;  // before the lock is released: release() and rebuild() read it
   ns_[ns].entries.fetch_add(1, kRelaxed);
-  ns_[ns].live.fetch_add(1, kRelaxed);
+  if (!(flags & kEntryLease)) ns_[ns].live.fetch_add(1, kRelaxed);
   clear_visited(off);
   fifo_push(off);
   return off;
@@ -160,7 +161,8 @@ void Arena::release(std::uint32_t off) noexcept {
   a_->entries.fetch_sub(1, kRelaxed);
   Namespace& ns = ns_[word0_ns(w)];
   ns.entries.fetch_sub(1, kRelaxed);
-  if (entry(off)->ns_generation == static_cast<std::uint32_t>(ns.generation.load(kRelaxed)))
+  if (!(entry(off)->flags & kEntryLease) &&
+      entry(off)->ns_generation == static_cast<std::uint32_t>(ns.generation.load(kRelaxed)))
     ns.live.fetch_sub(1, kRelaxed);
   a_->free_bytes.fetch_add(std::uint64_t{size} * kUnit, kRelaxed);
 
@@ -237,7 +239,8 @@ bool Arena::rebuild(std::string* problem) noexcept {
       used_bytes += std::uint64_t{size} * kUnit;
       ++entries;
       ++ns_entries[ns];
-      if (entry(off)->ns_generation == static_cast<std::uint32_t>(ns_[ns].generation.load(kRelaxed)))
+      if (!(entry(off)->flags & kEntryLease) &&
+          entry(off)->ns_generation == static_cast<std::uint32_t>(ns_[ns].generation.load(kRelaxed)))
         ++ns_live[ns];
       prev_free = false;
     }

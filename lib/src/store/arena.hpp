@@ -49,7 +49,8 @@ class Arena {
   // --- REQUIRES: arena lock held -------------------------------------------------------
   // A used block of exactly `units` (or up to kMinBlockUnits-1 more) owned by `stripe`,
   // pushed on the SIEVE queue as newest with its visited bit clear; 0 if nothing fits.
-  std::uint32_t alloc(std::uint32_t units, unsigned stripe, unsigned ns) noexcept;
+  // `flags` are the entry's (kEntryLease counts it out of Namespace::live).
+  std::uint32_t alloc(std::uint32_t units, unsigned stripe, unsigned ns, std::uint16_t flags = 0) noexcept;
   // Frees a used block: off the queue, merged with free neighbours, on its free list.
   void release(std::uint32_t off) noexcept;
   // SIEVE: the candidate under the hand (oldest when the hand is parked), then step.

@@ -281,7 +281,7 @@ bool Table::store_locked(unsigned stripe, std::uint64_t h, std::string_view key,
                          std::uint32_t value_len, std::uint64_t expiry_ns, std::uint16_t flags, unsigned ns,
                          Counters c, bool* replaced) {
   std::uint32_t units = Arena::units_for(kEntryHeader + key.size() + value_len);
-  std::uint32_t off = allocate(stripe, units, ns, c);
+  std::uint32_t off = allocate(stripe, units, ns, flags, c);
   if (!off) return false;
   // W2: fill while private.
   Entry* e = arena_.entry(off);
@@ -319,7 +319,7 @@ bool Table::store_locked(unsigned stripe, std::uint64_t h, std::string_view key,
   return true;
 }
 
-std::uint32_t Table::allocate(unsigned stripe, std::uint32_t units, unsigned ns, Counters c) {
+std::uint32_t Table::allocate(unsigned stripe, std::uint32_t units, unsigned ns, std::uint16_t flags, Counters c) {
   ArenaLock al(*this, c);
   if (!al) return 0;
   std::uint64_t need = std::uint64_t{units} * kUnit;
@@ -329,7 +329,7 @@ std::uint32_t Table::allocate(unsigned stripe, std::uint32_t units, unsigned ns,
     bool within_budget = h_.arena.bytes_used.load(kRelaxed) + need <= h_.byte_budget &&
                          (h_.max_entries == 0 || h_.arena.entries.load(kRelaxed) < h_.max_entries);
     if (within_budget) {
-      if (std::uint32_t off = arena_.alloc(units, stripe, ns)) return off;
+      if (std::uint32_t off = arena_.alloc(units, stripe, ns, flags)) return off;
     }
     if (round > h_.arena.entries.load(kRelaxed) + 64 || !evict_one(stripe, c)) return 0;
   }
@@ -347,8 +347,11 @@ bool Table::evict_one(unsigned held, Counters c) {
     bool expired = e->expiry_ns != 0 && e->expiry_ns <= now;
     unsigned ns = word0_ns(e->word0);
     bool stale = ns != 0 && e->ns_generation != static_cast<std::uint32_t>(ns_[ns].generation.load(kRelaxed));
-    if (!expired && !stale) {
-      if (e->flags & kEntryLease) continue;  // a computation in progress: never evicted early
+    if (e->flags & kEntryLease) {
+      // A computation in progress is never evicted early, even in an invalidated namespace:
+      // publish() needs its generation stamp to discard the superseded value.
+      if (!expired) continue;
+    } else if (!expired && !stale) {
       if (arena_.visited(off)) {
         arena_.clear_visited(off);
         continue;
@@ -653,29 +656,44 @@ LeaseResult Table::try_lease(std::string_view key, std::uint64_t h, std::uint64_
   return r;
 }
 
+// A value computed under a lease is stored only if that lease is still the caller's and its
+// namespace generation is still the one stamped on the lease entry when it was taken (Arena::
+// alloc stamps it). Otherwise an invalidation (or clear) happened while the value was being
+// computed from the old data: the value is discarded, the lease dropped and the waiters woken,
+// so one of them computes again from the new data. Without this rule a change that arrived
+// mid-computation was lost for a whole TTL (found by the example server's tests).
 bool Table::publish(std::string_view key, std::uint64_t h, std::string_view value, std::uint64_t ttl_ns,
                     std::uint16_t flags, std::uint64_t token, Counters c) {
   if (corrupt()) return false;
   unsigned ns = namespace_of_key(key);
   unsigned idx = stripe_index(h);
-  bool ok = false;
+  bool ok = true;
   {
     StripeLock lock(*this, idx, kWriteLockTimeoutNs, c);
     if (!lock) return false;
-    lock.dirty(true);
-    bool replaced = false;
-    ok = store_locked(idx, h, key, value.data(), static_cast<std::uint32_t>(value.size()),
-                      ttl_ns ? coarse_ns() + ttl_ns : 0, static_cast<std::uint16_t>(flags & kUserFlagsMask), ns, c,
-                      &replaced);
-    count(c, ok ? (replaced ? StoreCounter::updates : StoreCounter::inserts) : StoreCounter::put_failures);
-    Found f = find_locked(h, key, true);
-    if (f.off) {
+    Found lease = find_locked(h, key, true);
+    bool own = false, current = false;
+    if (lease.off) {
+      const Entry* e = arena_.entry(lease.off);
       LeaseRecord rec{};
-      const Entry* e = arena_.entry(f.off);
-      if (e->value_len == sizeof rec)
-        std::memcpy(&rec, arena_.bytes(f.off) + kEntryHeader + e->key_len, sizeof rec);
-      if (rec.token == token) remove_locked(idx, h, f, c);
+      if (e->value_len == sizeof rec) std::memcpy(&rec, arena_.bytes(lease.off) + kEntryHeader + e->key_len, sizeof rec);
+      own = rec.token == token;
+      unsigned lns = word0_ns(e->word0);
+      current = lns < kMaxNamespaces &&
+                e->ns_generation == static_cast<std::uint32_t>(ns_[lns].generation.load(std::memory_order_acquire));
     }
+    lock.dirty(true);
+    if (own && current) {
+      bool replaced = false;
+      ok = store_locked(idx, h, key, value.data(), static_cast<std::uint32_t>(value.size()),
+                        ttl_ns ? coarse_ns() + ttl_ns : 0, static_cast<std::uint16_t>(flags & kUserFlagsMask), ns, c,
+                        &replaced);
+      count(c, ok ? (replaced ? StoreCounter::updates : StoreCounter::inserts) : StoreCounter::put_failures);
+      if (ok) lease = find_locked(h, key, true);  // the store may have moved things: find it again
+    } else {
+      count(c, StoreCounter::invalidations);  // a value of superseded data, discarded
+    }
+    if (own && lease.off) remove_locked(idx, h, lease, c);
     lock.dirty(false);
   }
   wake_lease_waiters(idx);
@@ -887,7 +905,9 @@ VerifyReport Table::verify(Counters c) {
                 problem(fmt::format("entry {}: namespace id {} out of range", off, ns));
               } else {
                 ++ns_entries[ns];
-                if (e->ns_generation == static_cast<std::uint32_t>(ns_[ns].generation.load(kRelaxed))) ++ns_live[ns];
+                if (!(e->flags & kEntryLease) &&
+                    e->ns_generation == static_cast<std::uint32_t>(ns_[ns].generation.load(kRelaxed)))
+                  ++ns_live[ns];
               }
               ++used;
               used_bytes += std::uint64_t{size} * kUnit;

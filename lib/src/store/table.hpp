@@ -107,7 +107,7 @@ class Table {
                     unsigned ns, Counters c, bool* replaced);
   void unlink_locked(unsigned stripe, std::uint64_t h, const Found& f) noexcept;
   void remove_locked(unsigned stripe, std::uint64_t h, const Found& f, Counters c);
-  std::uint32_t allocate(unsigned stripe, std::uint32_t units, unsigned ns, Counters c);
+  std::uint32_t allocate(unsigned stripe, std::uint32_t units, unsigned ns, std::uint16_t flags, Counters c);
   bool evict_one(unsigned held_stripe, Counters c);
   void repair_stripe(unsigned stripe, bool arena_held, Counters c);
   bool repair_arena(Counters c);
