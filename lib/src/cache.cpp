@@ -80,9 +80,9 @@ struct Cache::Impl {
                               key.size(), detail::kMaxKeyBytes));
   }
   void check_value(std::string_view value) const {
-    if (value.size() > seg->header().max_value_bytes)
+    if (value.size() > seg->geometry().max_value_bytes)
       throw Error(fmt::format("pipecache segment '{}': value of {} bytes exceeds the maximum of {} (budget / 8)",
-                              seg->name(), value.size(), seg->header().max_value_bytes));
+                              seg->name(), value.size(), seg->geometry().max_value_bytes));
   }
 };
 
@@ -161,7 +161,7 @@ bool Cache::visit(std::string_view key, const std::function<void(std::string_vie
 
 void Cache::put(std::string_view key, std::string_view value) {
   put(key, value,
-      std::chrono::milliseconds(impl_->seg->header().default_ttl_ns / 1000000ull), 0);
+      std::chrono::milliseconds(impl_->seg->geometry().default_ttl_ns / 1000000ull), 0);
 }
 
 void Cache::put(std::string_view key, std::string_view value, std::chrono::milliseconds ttl) {
@@ -234,20 +234,21 @@ SegmentInfo Cache::inspect() const {
   info.path = detail::Segment::path(seg.name());
   info.layout_version = h.layout_version;
   info.fingerprint = h.fingerprint;
-  info.segment_bytes = h.total_bytes;
-  info.arena_bytes = h.arena_bytes;
-  info.byte_budget = h.byte_budget;
-  info.max_entries = h.max_entries;
-  info.stripes = h.stripes;
-  info.buckets = std::uint64_t{h.stripes} * h.buckets_per_stripe;
-  info.default_ttl = std::chrono::milliseconds(h.default_ttl_ns / 1000000ull);
+  const detail::Geometry& g = seg.geometry();
+  info.segment_bytes = g.total_bytes;
+  info.arena_bytes = g.arena_bytes;
+  info.byte_budget = g.byte_budget;
+  info.max_entries = g.max_entries;
+  info.stripes = g.stripes;
+  info.buckets = std::uint64_t{g.stripes} * g.buckets_per_stripe;
+  info.default_ttl = std::chrono::milliseconds(g.default_ttl_ns / 1000000ull);
   info.permissions = h.permissions;
   info.created_unix_ms = h.created_unix_ms;
-  for (unsigned i = 0; i < h.stripes; ++i)
+  for (unsigned i = 0; i < seg.geometry().stripes; ++i)
     info.entries_per_stripe.push_back(seg.stripes()[i].entries.load(std::memory_order_relaxed));
   info.free_blocks = h.arena.free_blocks.load(std::memory_order_relaxed);
   info.free_bytes = h.arena.free_bytes.load(std::memory_order_relaxed);
-  detail::Arena arena(seg.header(), seg.arena(), seg.visited(), seg.namespaces());
+  detail::Arena arena(seg);
   info.largest_free_block = arena.largest_free_units() * detail::kUnit;
   info.used_blocks = h.arena.entries.load(std::memory_order_relaxed);
   info.bytes_used = h.arena.bytes_used.load(std::memory_order_relaxed);
@@ -285,9 +286,9 @@ void Cache::record_time(int ns, NsHistogram histogram, std::uint64_t ns_elapsed)
 
 const std::string& Cache::name() const noexcept { return impl_->seg->name(); }
 std::chrono::milliseconds Cache::default_ttl() const noexcept {
-  return std::chrono::milliseconds(impl_->seg->header().default_ttl_ns / 1000000ull);
+  return std::chrono::milliseconds(impl_->seg->geometry().default_ttl_ns / 1000000ull);
 }
-std::size_t Cache::max_value_size() const noexcept { return impl_->seg->header().max_value_bytes; }
+std::size_t Cache::max_value_size() const noexcept { return impl_->seg->geometry().max_value_bytes; }
 std::size_t Cache::max_key_size() const noexcept { return detail::kMaxKeyBytes; }
 
 }  // namespace pipecache

@@ -6,7 +6,7 @@
 //  - Direct tests state the same bugs without needing a sanitizer or the fuzz input format:
 //    a hostile writer rewrites a validated header field of an OPEN segment, then a read path
 //    runs. Each is a child process, so a crash fails one case, not the binary.
-// These fail until the core fixes described in tests/fuzz/known_bugs land.
+// Each reproduces a core bug the fuzzers found (all fixed; tests/fuzz/known_bugs keeps the history).
 #include <doctest/doctest.h>
 #include <dirent.h>
 #include <fcntl.h>

@@ -15,7 +15,7 @@ namespace {
 struct ArenaFixture {
   testing::SegmentGuard guard{testing::unique_name("arena")};
   std::unique_ptr<Segment> seg = Segment::create(testing::small_options(guard.name(), 1u << 20));
-  Arena arena{seg->header(), seg->arena(), seg->visited(), seg->namespaces()};
+  Arena arena{*seg};
   ArenaState& st = seg->header().arena;
 
   bool consistent() {

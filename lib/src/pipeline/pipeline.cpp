@@ -6,9 +6,14 @@
 //             Cache with release/acquire and is never reset, so readers need no lock.
 //   rules_mu  guards rules.
 //   route_mu  guards batch_route (has_batch_route mirrors whether it is set).
-//   PolicyTable has its own lock (policy.hpp).
+//   PolicyTable and BatchLanes have their own locks (policy.hpp, batching.hpp).
+//
+// Member order is destruction order reversed: batch_lanes is declared last so that every
+// Batcher drains (answers its waiting requests, recording into the cache) while the cache and
+// the fallback log still exist.
 #include <pipecache/pipeline.hpp>
 
+#include "pipeline/batching.hpp"
 #include "pipeline/envelope.hpp"
 #include "pipeline/fallback.hpp"
 #include "pipeline/get_or_compute.hpp"
@@ -45,7 +50,10 @@ LatencySummary summarize(const Histogram& h) {
 }  // namespace
 
 struct Pipeline::Impl {
-  explicit Impl(PipelineConfig c) : config(std::move(c)), policies(config) {}
+  explicit Impl(PipelineConfig c)
+      : config(std::move(c)),
+        policies(config),
+        batch_lanes(BatcherOptions{config.batch_size, config.batch_timeout}) {}
 
   PipelineConfig config;
   detail::PolicyTable policies;
@@ -148,6 +156,36 @@ struct Pipeline::Impl {
   }
 
   std::atomic<unsigned> namespace_slots{0};  // of the open segment; 0 = not asked yet
+
+  // A computation of a batch-eligible type (batching enabled), as get_or_compute runs it.
+  struct BatchableCall {
+    Impl& impl;
+    Cache& cache;
+    int ns;
+    const detail::TypeState& type;
+    std::string_view key;
+    const Params& params;
+    const Handler& handler;
+  };
+
+  // The registered batch handler's batch, else the set_batch_handler route, else the
+  // handler itself. Looked up when the computation runs, not per request: hits never pay.
+  std::string compute_batchable(const BatchableCall& call) {
+    if (auto lane = batch_lanes.find(call.type.request_type)) {
+      return lane->compute(call.cache, call.ns, call.key, call.params, call.handler);
+    }
+    if (has_batch_route.load(std::memory_order_acquire)) {
+      BatchRoute route;
+      {
+        std::shared_lock lock(route_mu);
+        route = batch_route;  // a copy: the route runs without route_mu
+      }
+      if (route) return route(call.type.request_type, call.params, call.handler);
+    }
+    return call.handler();
+  }
+
+  detail::BatchLanes batch_lanes;  // last: see the locking note at the top
 };
 
 Pipeline::Pipeline(PipelineConfig config) {
@@ -179,16 +217,15 @@ std::string Pipeline::process_request(std::string_view request_type, const Param
   const int ns = Impl::resolve_namespace(*c, *type);
   const std::string key = m.key_for(*type, params, c);
 
-  std::function<std::string()> routed;
-  if (type->batch && m.has_batch_route.load(std::memory_order_acquire)) {
-    std::shared_lock lock(m.route_mu);
-    if (m.batch_route) {
-      routed = [route = m.batch_route, &type, &params, &handler] {
-        return route(type->request_type, params, handler);
-      };
-    }
+  if (!type->batch) {
+    const detail::RequestScope scope{*c, ns, *type, key, handler,
+                                     m.fallbacks, m.config.lease_time, m.config.dedup_max_wait};
+    return detail::get_or_compute(scope);
   }
-  const detail::RequestScope scope{*c, ns, *type, key, routed ? routed : handler,
+  const Impl::BatchableCall call{m, *c, ns, *type, key, params, handler};
+  // One reference captured: std::function keeps it inline, so a hit allocates nothing here.
+  const Handler routed = [&call] { return call.impl.compute_batchable(call); };
+  const detail::RequestScope scope{*c, ns, *type, key, routed,
                                    m.fallbacks, m.config.lease_time, m.config.dedup_max_wait};
   return detail::get_or_compute(scope);
 }
@@ -310,6 +347,10 @@ void Pipeline::set_batch_handler(BatchRoute route) {
   impl_->batch_route = std::move(route);
 }
 
+void Pipeline::register_batch_handler(std::string request_type, BatchHandler handler) {
+  impl_->batch_lanes.set(std::move(request_type), std::move(handler));
+}
+
 PipelineStats Pipeline::stats() const {
   PipelineStats out;
   out.segment_name = impl_->config.segment_name;
@@ -334,6 +375,13 @@ PipelineStats Pipeline::stats() const {
       t.fallbacks = ns.counter(NsCounter::fallbacks);
       t.hit_time = summarize(ns.histogram(NsHistogram::hit_time));
       t.compute_time = summarize(ns.histogram(NsHistogram::compute_time));
+      t.batchable_requests = ns.counter(NsCounter::batchable_requests);
+      t.batches = ns.counter(NsCounter::batches);
+      t.batched_requests = ns.counter(NsCounter::batched_requests);
+      t.batch_joined = ns.counter(NsCounter::batch_joined);
+      t.batch_failures = ns.counter(NsCounter::batch_failures);
+      t.batch_fallbacks = ns.counter(NsCounter::batch_fallbacks);
+      t.batch_wait_ns = ns.counter(NsCounter::batch_wait_ns);
       out.types.push_back(std::move(t));
     }
     out.store = std::move(st);
@@ -354,6 +402,23 @@ Cache* Pipeline::cache() noexcept { return impl_->acquire_cache(); }
 
 double RequestTypeStats::hit_ratio() const noexcept {
   return requests == 0 ? 0.0 : static_cast<double>(hits + stale_served) / static_cast<double>(requests);
+}
+
+double RequestTypeStats::average_batch_size() const noexcept {
+  return batches == 0 ? 0.0
+                      : static_cast<double>(batched_requests + batch_fallbacks) /
+                            static_cast<double>(batches);
+}
+
+double RequestTypeStats::batch_formation_efficiency() const noexcept {
+  return batchable_requests == 0
+             ? 0.0
+             : static_cast<double>(batch_joined) / static_cast<double>(batchable_requests);
+}
+
+double RequestTypeStats::mean_batch_wait_ns() const noexcept {
+  const std::uint64_t answered = batched_requests + batch_fallbacks;
+  return answered == 0 ? 0.0 : static_cast<double>(batch_wait_ns) / static_cast<double>(answered);
 }
 
 std::uint64_t PipelineStats::local_fallback_total() const noexcept {

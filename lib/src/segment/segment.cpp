@@ -79,6 +79,9 @@ Geometry plan_geometry(const Options& o) {
   if (o.stripes != 0 && (!std::has_single_bit(o.stripes) || o.stripes > 65536))
     fail(o.name, fmt::format("stripes must be a power of two up to 65536 (got {})", o.stripes));
   if (o.default_ttl.count() < 0) fail(o.name, "default TTL must not be negative");
+  // Entries are at least 48 bytes of a <= 32 GiB arena: more than 2^32 can never exist.
+  if (o.max_entries > (std::uint64_t{1} << 32))
+    fail(o.name, fmt::format("max_entries {} exceeds the maximum of {}", o.max_entries, std::uint64_t{1} << 32));
   if (o.permissions > 0777 || (o.permissions & 0600) != 0600)
     fail(o.name, fmt::format("permissions {:o} must be within 0777 and include owner read/write (0600)",
                              o.permissions));
@@ -121,6 +124,24 @@ Segment::Segment(std::string name, std::unique_ptr<bip::mapped_region> region)
     : name_(std::move(name)), region_(std::move(region)) {
   base_ = static_cast<char*>(region_->get_address());
   size_ = region_->get_size();
+  // Called only after the header was written (create) or validated (open): copy it once.
+  const Header& h = header();
+  geo_.created_mono_ns = h.created_mono_ns;
+  geo_.byte_budget = h.byte_budget;
+  geo_.max_entries = h.max_entries;
+  geo_.default_ttl_ns = h.default_ttl_ns;
+  geo_.stripes = h.stripes;
+  geo_.stripe_shift = h.stripe_shift;
+  geo_.buckets_per_stripe = h.buckets_per_stripe;
+  geo_.max_value_bytes = h.max_value_bytes;
+  geo_.slots_off = h.slots_off;
+  geo_.namespaces_off = h.namespaces_off;
+  geo_.stripes_off = h.stripes_off;
+  geo_.buckets_off = h.buckets_off;
+  geo_.visited_off = h.visited_off;
+  geo_.arena_off = h.arena_off;
+  geo_.arena_bytes = h.arena_bytes;
+  geo_.total_bytes = h.total_bytes;
 }
 
 Segment::~Segment() = default;
@@ -160,7 +181,7 @@ void Segment::initialise(char* base, const Geometry& g, const Options& o) {
   auto* ns = reinterpret_cast<Namespace*>(base + g.namespaces_off);
   ns[0].name_len = 0;
   ns[0].state.store(kNsReady, std::memory_order_release);  // id 0: keys without a type
-  Arena::format(h, base + g.arena_off);
+  Arena::format(h, base + g.arena_off, g.arena_bytes);
   h.init_state.store(kInitReady, std::memory_order_release);
 }
 

@@ -27,6 +27,7 @@ class mapped_region;
 namespace pipecache::detail {
 
 struct Geometry {
+  std::uint64_t created_mono_ns = 0;
   std::uint64_t byte_budget = 0;
   std::uint64_t max_entries = 0;
   std::uint64_t default_ttl_ns = 0;
@@ -58,16 +59,20 @@ class Segment {
   char* base() const noexcept { return base_; }
   std::size_t size() const noexcept { return size_; }
   Header& header() const noexcept { return *reinterpret_cast<Header*>(base_); }
-  ProcessSlot* slots() const noexcept { return at<ProcessSlot>(header().slots_off); }
-  Namespace* namespaces() const noexcept { return at<Namespace>(header().namespaces_off); }
-  Stripe* stripes() const noexcept { return at<Stripe>(header().stripes_off); }
+  // The layout as validated when the segment was created or opened. Every offset and size used
+  // to address the segment comes from here, never from the header again: a process that
+  // rewrites the header afterwards cannot move anybody's reads outside the mapping.
+  const Geometry& geometry() const noexcept { return geo_; }
+  ProcessSlot* slots() const noexcept { return at<ProcessSlot>(geo_.slots_off); }
+  Namespace* namespaces() const noexcept { return at<Namespace>(geo_.namespaces_off); }
+  Stripe* stripes() const noexcept { return at<Stripe>(geo_.stripes_off); }
   std::atomic<std::uint32_t>* buckets() const noexcept {
-    return at<std::atomic<std::uint32_t>>(header().buckets_off);
+    return at<std::atomic<std::uint32_t>>(geo_.buckets_off);
   }
   std::atomic<std::uint64_t>* visited() const noexcept {
-    return at<std::atomic<std::uint64_t>>(header().visited_off);
+    return at<std::atomic<std::uint64_t>>(geo_.visited_off);
   }
-  char* arena() const noexcept { return base_ + header().arena_off; }
+  char* arena() const noexcept { return base_ + geo_.arena_off; }
 
  private:
   Segment(std::string name, std::unique_ptr<boost::interprocess::mapped_region> region);
@@ -79,6 +84,7 @@ class Segment {
 
   std::string name_;
   std::unique_ptr<boost::interprocess::mapped_region> region_;
+  Geometry geo_;
   char* base_ = nullptr;
   std::size_t size_ = 0;
 };

@@ -149,24 +149,25 @@ Stats collect_stats(Segment& seg) {
   s.lock_recoveries = at(StoreCounter::lock_recoveries);
   s.entries = h.arena.entries.load(kRelaxed);
   s.bytes_used = h.arena.bytes_used.load(kRelaxed);
-  s.byte_budget = h.byte_budget;
-  s.max_entries = h.max_entries;
-  s.arena_bytes = h.arena_bytes - kFirstUnit * kUnit;
+  const Geometry& g = seg.geometry();
+  s.byte_budget = g.byte_budget;
+  s.max_entries = g.max_entries;
+  s.arena_bytes = g.arena_bytes - kFirstUnit * kUnit;
   s.free_bytes = h.arena.free_bytes.load(kRelaxed);
-  Arena arena(seg.header(), seg.arena(), seg.visited(), seg.namespaces());
+  Arena arena(seg);
   s.largest_free_block = arena.largest_free_units() * kUnit;
   std::uint64_t typical = s.entries ? s.bytes_used / s.entries : 1024;
   s.fragmented_bytes = arena.fragmented_bytes(typical);
   for (auto& p : collect_processes(seg)) s.attached_processes += p.alive ? 1 : 0;
-  s.segment_bytes = h.total_bytes;
+  s.segment_bytes = g.total_bytes;
   s.created_unix_ms = h.created_unix_ms;
-  s.uptime_ms = (mono_ns() - h.created_mono_ns) / 1000000ull;
+  s.uptime_ms = (mono_ns() - g.created_mono_ns) / 1000000ull;
 
   Namespace* ns = seg.namespaces();
   for (unsigned n = 0; n < kMaxNamespaces; ++n) {
     if (ns[n].state.load(std::memory_order_acquire) != kNsReady) continue;
     NamespaceStats st;
-    st.name = n == 0 ? std::string() : std::string(ns[n].name, ns[n].name_len);
+    st.name = n == 0 ? std::string() : std::string(ns[n].name, std::min<std::size_t>(ns[n].name_len, kMaxNamespaceName));
     st.id = n;
     st.generation = ns[n].generation.load(kRelaxed);
     st.entries = ns[n].live.load(kRelaxed);

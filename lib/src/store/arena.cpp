@@ -26,8 +26,8 @@ std::uint32_t Arena::bin_floor(unsigned bin) noexcept {
   return (4u + sl) << (fl - 2);
 }
 
-void Arena::format(Header& h, char* base) {
-  Arena a(h, base, nullptr, nullptr);
+void Arena::format(Header& h, char* base, std::uint64_t arena_bytes) {
+  Arena a(h, base, arena_bytes, nullptr, nullptr);
   a.reset();
 }
 
@@ -123,8 +123,17 @@ std::uint32_t Arena::alloc(std::uint32_t units, unsigned stripe, unsigned ns, st
       }
   }
   if (!off) return 0;
-
   std::uint32_t size = word0_size(entry(off)->word0);
+  {
+    // The free lists are this lock's own structure, but the segment is writable by others:
+    // a list head that leaves the arena means a foreign writer, never a crash here.
+    FreeBlock* f = in_bounds(off) ? free_block(off) : nullptr;
+    if (!f || size < units || size > end_ - off || (f->bin_next && !in_bounds(f->bin_next)) ||
+        (f->bin_prev && !in_bounds(f->bin_prev))) {
+      h_->corrupt.store(kCorruptFlag, kRelaxed);
+      return 0;
+    }
+  }
   bin_remove(off, size);
   std::uint32_t used = size;
   if (size - units >= kMinBlockUnits) {
@@ -177,11 +186,17 @@ void Arena::release(std::uint32_t off) noexcept {
   }
   if (word0_flags(w) & kBlockPrevFree) {
     std::uint32_t psize = *reinterpret_cast<std::uint32_t*>(bytes(off) - 4);
+    if (psize < kMinBlockUnits || psize > off - kFirstUnit) {  // a foreign writer: stop here
+      h_->corrupt.store(kCorruptFlag, kRelaxed);
+      psize = 0;
+    }
     std::uint32_t prev = off - psize;
+    if (psize) {
     bin_remove(prev, psize);
     start = prev;
     total += psize;
     --blocks_delta;
+    }
   }
   // One store makes the merged block (A1); its left neighbour is used (A2), so no PrevFree.
   entry(start)->word0 = make_word0(total, kBlockFree, 0, 0);

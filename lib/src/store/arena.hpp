@@ -27,6 +27,7 @@
 #include <string>
 
 #include "segment/layout.hpp"
+#include "segment/segment.hpp"
 
 namespace pipecache::detail {
 
@@ -35,12 +36,16 @@ inline constexpr std::uint32_t kFirstUnit = kCacheLine / kUnit;
 class Arena {
  public:
   Arena() = default;
-  Arena(Header& h, char* base, std::atomic<std::uint64_t>* visited, Namespace* namespaces)
+  Arena(Header& h, char* base, std::uint64_t arena_bytes, std::atomic<std::uint64_t>* visited,
+        Namespace* namespaces)
       : h_(&h), a_(&h.arena), base_(base), visited_(visited), ns_(namespaces),
-        end_(static_cast<std::uint32_t>(h.arena_bytes / kUnit)) {}
+        end_(static_cast<std::uint32_t>(arena_bytes / kUnit)) {}
+  // The arena of a mapped segment, sized by its validated geometry (not the live header).
+  explicit Arena(const Segment& seg)
+      : Arena(seg.header(), seg.arena(), seg.geometry().arena_bytes, seg.visited(), seg.namespaces()) {}
 
   // Creator only: one free block over the whole arena.
-  static void format(Header& h, char* base);
+  static void format(Header& h, char* base, std::uint64_t arena_bytes);
 
   static std::uint32_t units_for(std::uint64_t bytes) noexcept {
     return static_cast<std::uint32_t>((bytes + kUnit - 1) / kUnit);
@@ -56,6 +61,7 @@ class Arena {
   // SIEVE: the candidate under the hand (oldest when the hand is parked), then step.
   std::uint32_t hand() const noexcept;
   void step_hand(std::uint32_t from) noexcept;
+  void park_hand() noexcept { a_->hand = 0; }
   // Recomputes free lists, queue and counters from the chain of block sizes (see above).
   // False, with the problem, when the chain itself is broken (corruption, not a crash).
   bool rebuild(std::string* problem) noexcept;

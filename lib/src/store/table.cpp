@@ -103,13 +103,13 @@ class Table::ArenaLock {
 Table::Table(Segment& segment)
     : seg_(segment),
       h_(segment.header()),
-      arena_(segment.header(), segment.arena(), segment.visited(), segment.namespaces()),
+      arena_(segment),
       stripes_(segment.stripes()),
       buckets_(segment.buckets()),
       ns_(segment.namespaces()),
-      stripe_count_(segment.header().stripes),
-      stripe_shift_(segment.header().stripe_shift),
-      bps_(segment.header().buckets_per_stripe) {}
+      stripe_count_(segment.geometry().stripes),
+      stripe_shift_(segment.geometry().stripe_shift),
+      bps_(segment.geometry().buckets_per_stripe) {}
 
 std::uint64_t Table::hash(std::string_view key) const noexcept { return hash_key(key); }
 
@@ -290,7 +290,7 @@ bool Table::store_locked(unsigned stripe, std::uint64_t h, std::string_view key,
   e->value_len = value_len;
   e->key_len = static_cast<std::uint16_t>(key.size());
   e->flags = flags;
-  e->created_s = static_cast<std::uint32_t>((mono_ns() - h_.created_mono_ns) / 1000000000ull);
+  e->created_s = static_cast<std::uint32_t>((mono_ns() - seg_.geometry().created_mono_ns) / 1000000000ull);
   char* p = arena_.bytes(off) + kEntryHeader;
   std::memcpy(p, key.data(), key.size());
   if (value_len) std::memcpy(p + key.size(), value, value_len);
@@ -326,8 +326,9 @@ std::uint32_t Table::allocate(unsigned stripe, std::uint32_t units, unsigned ns,
   // Bounded: every round either allocates or evicts one entry; a sweep that can evict nothing
   // (all candidates locked by others) gives up and the write is dropped.
   for (std::uint64_t round = 0;; ++round) {
-    bool within_budget = h_.arena.bytes_used.load(kRelaxed) + need <= h_.byte_budget &&
-                         (h_.max_entries == 0 || h_.arena.entries.load(kRelaxed) < h_.max_entries);
+    const Geometry& g = seg_.geometry();
+    bool within_budget = h_.arena.bytes_used.load(kRelaxed) + need <= g.byte_budget &&
+                         (g.max_entries == 0 || h_.arena.entries.load(kRelaxed) < g.max_entries);
     if (within_budget) {
       if (std::uint32_t off = arena_.alloc(units, stripe, ns, flags)) return off;
     }
@@ -338,11 +339,16 @@ std::uint32_t Table::allocate(unsigned stripe, std::uint32_t units, unsigned ns,
 bool Table::evict_one(unsigned held, Counters c) {
   std::uint64_t limit = 2 * h_.arena.entries.load(kRelaxed) + 8;
   std::uint64_t now = coarse_ns();
+  int broken = 0;
   for (std::uint64_t examined = 0; examined < limit; ++examined) {
     std::uint32_t off = arena_.hand();
     if (!off) return false;
+    if (!entry_ok(off)) {  // only a foreign writer puts a bad offset on the queue
+      arena_.park_hand();
+      if (++broken > 1) return false;
+      continue;
+    }
     arena_.step_hand(off);
-    if (!entry_ok(off)) continue;
     const Entry* e = arena_.entry(off);
     bool expired = e->expiry_ns != 0 && e->expiry_ns <= now;
     unsigned ns = word0_ns(e->word0);
@@ -533,7 +539,7 @@ std::size_t Table::invalidate(std::string_view glob, Counters c) {
     std::vector<unsigned> bump;
     for (unsigned i = 1; i < kMaxNamespaces; ++i) {
       if (ns_[i].state.load(std::memory_order_acquire) != kNsReady) continue;
-      std::string whole(ns_[i].name, ns_[i].name_len);
+      std::string whole(ns_[i].name, std::min<std::size_t>(ns_[i].name_len, kMaxNamespaceName));
       whole += ':';
       if (whole.starts_with(gp.prefix)) bump.push_back(i);
       else if (gp.prefix.starts_with(whole)) scan_mask |= 1u << i;
@@ -689,7 +695,9 @@ bool Table::publish(std::string_view key, std::uint64_t h, std::string_view valu
                         ttl_ns ? coarse_ns() + ttl_ns : 0, static_cast<std::uint16_t>(flags & kUserFlagsMask), ns, c,
                         &replaced);
       count(c, ok ? (replaced ? StoreCounter::updates : StoreCounter::inserts) : StoreCounter::put_failures);
-      if (ok) lease = find_locked(h, key, true);  // the store may have moved things: find it again
+      // Storing (even a failed attempt: it may evict in this stripe) can change the chain
+      // around the lease: its predecessor may be gone. Find it again.
+      lease = find_locked(h, key, true);
     } else {
       count(c, StoreCounter::invalidations);  // a value of superseded data, discarded
     }
@@ -805,7 +813,8 @@ int Table::namespace_id(std::string_view type, bool register_if_absent) {
 std::vector<std::string> Table::namespace_names() const {
   std::vector<std::string> out;
   for (unsigned i = 1; i < kMaxNamespaces; ++i)
-    if (ns_[i].state.load(std::memory_order_acquire) == kNsReady) out.emplace_back(ns_[i].name, ns_[i].name_len);
+    if (ns_[i].state.load(std::memory_order_acquire) == kNsReady)
+      out.emplace_back(ns_[i].name, std::min<std::size_t>(ns_[i].name_len, kMaxNamespaceName));
   return out;
 }
 
@@ -821,7 +830,7 @@ unsigned Table::namespace_of_key(std::string_view key) {
 std::vector<KeyInfo> Table::keys(std::string_view glob, std::size_t limit, Counters c) {
   std::vector<KeyInfo> out;
   std::uint64_t now = coarse_ns();
-  std::uint64_t now_s = (mono_ns() - h_.created_mono_ns) / 1000000000ull;
+  std::uint64_t now_s = (mono_ns() - seg_.geometry().created_mono_ns) / 1000000000ull;
   for (unsigned idx = 0; idx < stripe_count_ && out.size() < limit; ++idx) {
     StripeLock lock(*this, idx, kReadLockTimeoutNs, c);
     if (!lock) continue;
