@@ -12,8 +12,11 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <iterator>
+#include <sstream>
 #include <cstring>
 #include <map>
 #include <set>
@@ -387,6 +390,68 @@ TEST_SUITE("pipectl_output") {
     RunResult v = pipectl({"verify", "--name", name, "--json"});
     CHECK(v.exit_code == 0);
     CHECK(nlohmann::json::parse(v.out)["ok"] == true);
+  }
+
+  TEST_CASE("batch_figures_are_derived_from_the_counters_for_batched_types_only") {
+    std::string name = unique_name("pctl-batch");
+    SegmentGuard guard(name);
+    auto cache = pipecache::Cache::create(testing::small_options(name));
+    using pipecache::NsCounter;
+    const int events = cache.namespace_id("events_by_range");
+    const int settings = cache.namespace_id("settings_get");
+    REQUIRE(events >= 0);
+    REQUIRE(settings >= 0);
+    // 4 batches answered 10 requests: 8 by the batch handler, 2 re-run alone after the one
+    // failure; 9 of the 10 batchable requests joined a batch of 2+; 3 ms in a window each.
+    cache.record(events, NsCounter::requests, 12);
+    cache.record(events, NsCounter::batchable_requests, 10);
+    cache.record(events, NsCounter::batches, 4);
+    cache.record(events, NsCounter::batched_requests, 8);
+    cache.record(events, NsCounter::batch_fallbacks, 2);
+    cache.record(events, NsCounter::batch_joined, 9);
+    cache.record(events, NsCounter::batch_failures, 1);
+    cache.record(events, NsCounter::batch_wait_ns, 30'000'000);
+    cache.record(settings, NsCounter::requests, 3);
+
+    RunResult text = pipectl({"stats", "--name", name});
+    REQUIRE_MESSAGE(text.exit_code == 0, describe(text));
+    auto lines = lines_of(text.out);
+    auto header = std::find_if(lines.begin(), lines.end(),
+                               [](const std::string& l) { return l.rfind("batching ", 0) == 0; });
+    REQUIRE_MESSAGE(header != lines.end(), text.out);
+    REQUIRE_MESSAGE(lines.end() - header == 2, text.out);  // one row: settings_get never batched
+    std::istringstream row(*(header + 1));
+    std::vector<std::string> cells{std::istream_iterator<std::string>(row), {}};
+    CHECK(cells == std::vector<std::string>{"events_by_range", "4", "10", "2.5", "90.0%", "3.00",
+                                            "ms", "1", "2"});
+
+    RunResult json = pipectl({"stats", "--name", name, "--json"});
+    REQUIRE_MESSAGE(json.exit_code == 0, describe(json));
+    auto j = nlohmann::json::parse(json.out);
+    int seen = 0;
+    for (const auto& t : j["request_types"]) {
+      if (t["name"] == "events_by_range") {
+        ++seen;
+        CHECK(t["counters"]["batches"] == 4);
+        CHECK(t["batching"]["average_batch_size"].get<double>() == doctest::Approx(2.5));
+        CHECK(t["batching"]["formation_efficiency"].get<double>() == doctest::Approx(0.9));
+        CHECK(t["batching"]["mean_wait_ns"].get<double>() == doctest::Approx(3e6));
+      } else if (t["name"] == "settings_get") {
+        ++seen;
+        CHECK(t["batching"].is_null());
+      }
+    }
+    CHECK(seen == 2);
+
+    // No batches anywhere: no batching table at all.
+    std::string quiet = unique_name("pctl-nobatch");
+    SegmentGuard quiet_guard(quiet);
+    auto quiet_cache = pipecache::Cache::create(testing::small_options(quiet));
+    quiet_cache.record(quiet_cache.namespace_id("settings_get"), NsCounter::requests, 3);
+    RunResult none = pipectl({"stats", "--name", quiet});
+    REQUIRE(none.exit_code == 0);
+    CHECK(none.out.find("settings_get") != std::string::npos);
+    CHECK(none.out.find("\nbatching ") == std::string::npos);
   }
 
   TEST_CASE("keys_text_output_escapes_and_limit_reports_truncation") {

@@ -38,6 +38,49 @@ std::string latency(double ns) {
   return pipecache::format_duration(std::chrono::nanoseconds(static_cast<std::int64_t>(ns)));
 }
 
+// Requests a type's batches answered: by the batch handler, or alone after a batch failed.
+std::uint64_t batch_answered(const NamespaceStats& ns) {
+  return ns.counter(NsCounter::batched_requests) + ns.counter(NsCounter::batch_fallbacks);
+}
+
+// The figures of issue 5 derived from a type's batch counters, with the pipeline's own
+// definitions (RequestTypeStats::average_batch_size and friends). NaN when undefined.
+struct BatchFigures {
+  double average_size;          // requests per batch
+  double formation_efficiency;  // requests that joined a batch of 2+ / batchable requests
+  double mean_wait_ns;          // per batched request, in its window
+};
+
+BatchFigures batch_figures(const NamespaceStats& ns) {
+  return {ratio(batch_answered(ns), ns.counter(NsCounter::batches)),
+          ratio(ns.counter(NsCounter::batch_joined), ns.counter(NsCounter::batchable_requests)),
+          ratio(ns.counter(NsCounter::batch_wait_ns), batch_answered(ns))};
+}
+
+// Only types that have batched anything: most types never do, and a block of dashes for each
+// would bury the ones that did.
+std::string text_batching(const Stats& s) {
+  std::string t;
+  for (const NamespaceStats& ns : s.namespaces) {
+    const std::uint64_t batches = ns.counter(NsCounter::batches);
+    if (batches == 0) continue;
+    if (t.empty()) {
+      // "formed%" is the formation efficiency: batchable requests that joined a batch of 2+.
+      t += fmt::format("\n{:<24} {:>9} {:>10} {:>8} {:>8} {:>10} {:>9} {:>9}\n", "batching",
+                       "batches", "batchable", "avg size", "formed%", "mean wait", "failures",
+                       "fallbacks");
+    }
+    const BatchFigures f = batch_figures(ns);
+    t += fmt::format("{:<24} {:>9} {:>10} {:>8} {:>8} {:>10} {:>9} {:>9}\n", printable(ns.name),
+                     batches, ns.counter(NsCounter::batchable_requests),
+                     std::isnan(f.average_size) ? std::string("-")
+                                                : fmt::format("{:.1f}", f.average_size),
+                     percent(f.formation_efficiency), latency(f.mean_wait_ns),
+                     ns.counter(NsCounter::batch_failures), ns.counter(NsCounter::batch_fallbacks));
+  }
+  return t;
+}
+
 std::string text_report(const std::string& name, const Stats& s) {
   std::string t;
   auto line = [&t](std::string_view label, const std::string& value) {
@@ -86,6 +129,7 @@ std::string text_report(const std::string& name, const Stats& s) {
                      latency(compute.mean_ns()), latency(compute.percentile_ns(0.99)),
                      ns.entries);
   }
+  t += text_batching(s);
   return t;
 }
 
@@ -155,6 +199,26 @@ std::string json_report(const std::string& name, const Stats& s) {
     json_histogram(j, ns.histogram(NsHistogram::hit_time));
     j.key("compute_time");
     json_histogram(j, ns.histogram(NsHistogram::compute_time));
+    // Derived batch figures; null for a type that never batched (the raw counters are above).
+    j.key("batching");
+    if (ns.counter(NsCounter::batches) == 0) {
+      j.null();
+    } else {
+      const BatchFigures f = batch_figures(ns);
+      auto number_or_null = [&j](std::string_view key, double v) {
+        j.key(key);
+        if (std::isnan(v)) {
+          j.null();
+        } else {
+          j.value(v);
+        }
+      };
+      j.begin_object();
+      number_or_null("average_batch_size", f.average_size);
+      number_or_null("formation_efficiency", f.formation_efficiency);
+      number_or_null("mean_wait_ns", f.mean_wait_ns);
+      j.end_object();
+    }
     j.end_object();
   }
   j.end_array();

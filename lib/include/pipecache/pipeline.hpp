@@ -110,6 +110,17 @@ struct LatencySummary {
 // refreshes it; a failed refresh that serves the stale value counts in `stale_served` too).
 // A miss that waited for another process's computation counts in `dedup_waits` as well. `computes` / `compute_failures` count handler runs that returned /
 // threw. `hit_time` is sampled (1 hit in 8 per thread is timed); `compute_time` is complete.
+// For a type answered through a batch handler, a compute is one request's share of a batch
+// and its compute_time runs from joining the window to getting the value, so it includes the
+// wait for the window (batch_wait_ns holds that part alone).
+//
+// Batching (Pipeline::register_batch_handler; a set_batch_handler route records its own):
+// every miss sent to the type's batcher counts once in `batchable_requests`; every batch once
+// in `batches`. A request answered by the batch handler counts in `batched_requests`; one
+// re-run alone after its batch failed, in `batch_fallbacks` (so each request of a batch is in
+// exactly one of the two). `batch_joined` counts requests of batches of 2 or more,
+// `batch_failures` batches whose handler threw or returned the wrong number of values,
+// `batch_wait_ns` the time requests spent in a window, summed.
 struct RequestTypeStats {
   std::string request_type;
   std::uint64_t generation = 0;
@@ -125,8 +136,22 @@ struct RequestTypeStats {
   std::uint64_t fallbacks = 0;
   LatencySummary hit_time;
   LatencySummary compute_time;
+  std::uint64_t batchable_requests = 0;
+  std::uint64_t batches = 0;
+  std::uint64_t batched_requests = 0;
+  std::uint64_t batch_joined = 0;
+  std::uint64_t batch_failures = 0;
+  std::uint64_t batch_fallbacks = 0;
+  std::uint64_t batch_wait_ns = 0;
   // (hits + stale_served) / requests; 0 when there were no requests.
   double hit_ratio() const noexcept;
+  // Requests per batch: (batched_requests + batch_fallbacks) / batches; 0 without batches.
+  double average_batch_size() const noexcept;
+  // batch_joined / batchable_requests (the design's target is > 0.7); 0 without batchable
+  // requests.
+  double batch_formation_efficiency() const noexcept;
+  // Mean time a batched request waited for its window to close; 0 without batches.
+  double mean_batch_wait_ns() const noexcept;
 };
 
 struct PipelineStats {
@@ -146,9 +171,12 @@ class Pipeline {
   // The seam for request batching (issue 5): when set, a batch-eligible type's computation
   // (the owner of a lease, or a request without de-duplication) goes through the route
   // instead of calling the handler itself. The route must return the handler's value (or
-  // throw what it throws); it runs with no segment lock held.
+  // throw what it throws); it runs with no segment lock held. A type with a batch handler
+  // registered (register_batch_handler) is batched by the pipeline and skips the route.
   using BatchRoute = std::function<std::string(std::string_view request_type, const Params& params,
                                                const Handler& handler)>;
+  // Answers a batch of requests of one type: one value per params, in the same order.
+  using BatchHandler = std::function<std::vector<std::string>(const std::vector<Params>& batch)>;
   // Builds the value of a time-bucketed type for the bucket starting at `bucket`.
   using BucketHandler = std::function<std::string(std::chrono::system_clock::time_point bucket)>;
 
@@ -196,6 +224,35 @@ class Pipeline {
   std::string cache_key(std::string_view request_type, const Params& params) const;
 
   void set_batch_handler(BatchRoute route);
+
+  // Request batching (issue 5). While `request_type`'s policy is batch_eligible and
+  // config().enable_request_batching is on, its misses are computed in batches: the cache is
+  // looked at first and cross-process de-duplication applies as always (only the process
+  // that holds a key's lease computes it); that computation then joins the type's open
+  // window, and the window's requests are answered by ONE call of `handler` with their
+  // params. A window closes when it holds config().batch_size distinct keys or
+  // config().batch_timeout after it opened, whichever first. Each value is stored in the
+  // cache with the type's TTL and stale window, as a handler's value would be.
+  //
+  // If `handler` throws or returns a number of values other than the number of params, the
+  // batch failed: each of its requests is then run alone with the handler given to its own
+  // process_request, and its caller gets that value or that exception — never a neighbour's
+  // (which then takes the usual path: lease released, stale value served when there is one).
+  // A failure is counted (batch_failures, batch_fallbacks) and logged once per type and cause.
+  // Requests with the same cache key in one window share one slot (one params entry).
+  //
+  // Threads: `handler`, and a request's own handler after a batch failure, run on the
+  // type's batcher thread (one per type and process, started on the first batched miss of
+  // the process, so a prefork worker batches with its own thread). Batches of a type run
+  // one at a time. `handler` must not call process_request for its own type (it would wait
+  // for itself). The price of batching is latency: a miss waits up to batch_timeout for
+  // company (see RequestTypeStats on compute_time).
+  //
+  // Registering again replaces the handler (requests already in a window finish with the
+  // old one); an empty `handler` removes it. A batch-eligible type without a batch handler
+  // is computed one request at a time, through the set_batch_handler route if one is set.
+  // Destroying the Pipeline answers every request still waiting in a window first.
+  void register_batch_handler(std::string request_type, BatchHandler handler);
 
   PipelineStats stats() const;
   const PipelineConfig& config() const noexcept;
