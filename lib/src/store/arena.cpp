@@ -53,15 +53,15 @@ void Arena::reset() noexcept {
 }
 
 void Arena::write_free(std::uint32_t off, std::uint32_t size, std::uint64_t extra_flags) noexcept {
-  entry(off)->word0 = make_word0(size, kBlockFree | extra_flags, 0, 0);
+  store_word0(off, make_word0(size, kBlockFree | extra_flags, 0, 0));
   footer(off, size) = size;
 }
 
 void Arena::set_prev_free(std::uint32_t off, bool on) noexcept {
   if (off >= end_) return;
-  std::uint64_t& w = entry(off)->word0;
+  std::uint64_t w = entry(off)->word0;
   std::uint64_t bit = kBlockPrevFree << 32;
-  w = on ? (w | bit) : (w & ~bit);
+  store_word0(off, on ? (w | bit) : (w & ~bit));
 }
 
 void Arena::bin_insert(std::uint32_t off, std::uint32_t size) noexcept {
@@ -141,11 +141,11 @@ std::uint32_t Arena::alloc(std::uint32_t units, unsigned stripe, unsigned ns, st
     std::uint32_t rest = off + units;
     write_free(rest, size - units, 0);
     fault(FaultPoint::mid_split);
-    entry(off)->word0 = make_word0(units, 0, ns, stripe);
+    store_word0(off, make_word0(units, 0, ns, stripe));
     bin_insert(rest, size - units);
     used = units;
   } else {
-    entry(off)->word0 = make_word0(size, 0, ns, stripe);
+    store_word0(off, make_word0(size, 0, ns, stripe));
     set_prev_free(off + size, false);
     a_->free_blocks.fetch_sub(1, kRelaxed);
   }
@@ -199,7 +199,7 @@ void Arena::release(std::uint32_t off) noexcept {
     }
   }
   // One store makes the merged block (A1); its left neighbour is used (A2), so no PrevFree.
-  entry(start)->word0 = make_word0(total, kBlockFree, 0, 0);
+  store_word0(start, make_word0(total, kBlockFree, 0, 0));
   fault(FaultPoint::mid_free);
   footer(start, total) = total;
   bin_insert(start, total);
@@ -249,7 +249,7 @@ bool Arena::rebuild(std::string* problem) noexcept {
     } else {
       flush();
       unsigned ns = word0_ns(w) < kMaxNamespaces ? word0_ns(w) : 0;
-      entry(off)->word0 = make_word0(size, prev_free ? kBlockPrevFree : 0, ns, word0_stripe(w));
+      store_word0(off, make_word0(size, prev_free ? kBlockPrevFree : 0, ns, word0_stripe(w)));
       fifo_push(off);
       used_bytes += std::uint64_t{size} * kUnit;
       ++entries;

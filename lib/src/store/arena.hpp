@@ -81,6 +81,15 @@ class Arena {
     return reinterpret_cast<Entry*>(base_ + std::uint64_t{off} * kUnit);
   }
   char* bytes(std::uint32_t off) const noexcept { return base_ + std::uint64_t{off} * kUnit; }
+  // word0 is written under the arena lock only, but read under a stripe lock too (a linked
+  // entry's size, for bounds) while the arena flips the prev-free bit of its neighbour: every
+  // write is a single atomic store, every read outside the arena lock an atomic load.
+  void store_word0(std::uint32_t off, std::uint64_t w) noexcept {
+    __atomic_store_n(&entry(off)->word0, w, __ATOMIC_RELAXED);
+  }
+  std::uint64_t load_word0(std::uint32_t off) const noexcept {
+    return __atomic_load_n(&entry(off)->word0, __ATOMIC_RELAXED);
+  }
 
   // Visited bits: one per 4 arena units (32 bytes), indexed by block start; blocks are at least
   // kMinBlockUnits (6) long, so no two blocks start in one 32-byte region and each has its own

@@ -121,7 +121,7 @@ bool Table::corrupt() const noexcept { return h_.corrupt.load(kRelaxed) != 0; }
 bool Table::entry_ok(std::uint32_t off) const noexcept {
   if (!arena_.in_bounds(off)) return false;
   const Entry* e = arena_.entry(off);
-  std::uint32_t size = word0_size(e->word0);
+  std::uint32_t size = word0_size(racy(e->word0));
   if (size < kMinBlockUnits || size > arena_.end() - off) return false;
   return kEntryHeader + std::uint64_t{e->key_len} + e->value_len <= std::uint64_t{size} * kUnit;
 }
@@ -555,7 +555,7 @@ std::size_t Table::invalidate(std::string_view glob, Counters c) {
   removed += scan_remove(
       [&](const Entry& e, std::string_view key) {
         if (e.flags & kEntryLease) return false;
-        unsigned ns = word0_ns(e.word0);
+        unsigned ns = word0_ns(racy(e.word0));
         if (!scan_all && !(scan_mask & (1u << ns))) return false;
         return usable(e, now) && glob_match(glob, key);
       },
@@ -684,7 +684,7 @@ bool Table::publish(std::string_view key, std::uint64_t h, std::string_view valu
       LeaseRecord rec{};
       if (e->value_len == sizeof rec) std::memcpy(&rec, arena_.bytes(lease.off) + kEntryHeader + e->key_len, sizeof rec);
       own = rec.token == token;
-      unsigned lns = word0_ns(e->word0);
+      unsigned lns = word0_ns(racy(e->word0));
       current = lns < kMaxNamespaces &&
                 e->ns_generation == static_cast<std::uint32_t>(ns_[lns].generation.load(std::memory_order_acquire));
     }
