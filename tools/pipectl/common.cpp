@@ -242,43 +242,6 @@ OutputFormat output_format(const cxxopts::ParseResult& parsed, bool prometheus_a
   return format;
 }
 
-std::string_view counter_name(pipecache::NsCounter counter) {
-  // Spelled once here so text, JSON and Prometheus outputs cannot drift apart.
-  static constexpr std::string_view kNames[] = {
-      "requests",          "hits",           "misses",          "stale_served",
-      "computes",          "dedup_waits",    "lease_takeovers", "fallbacks",
-      "compute_failures",  "batches",        "batched_requests", "batchable_requests",
-      "batch_joined",      "batch_failures", "batch_fallbacks", "batch_wait_ns",
-  };
-  static_assert(std::size(kNames) == pipecache::kNsCounters,
-                "a counter was added to pipecache::NsCounter: name it here");
-  return kNames[static_cast<unsigned>(counter)];
-}
-
-std::string_view counter_help(pipecache::NsCounter counter) {
-  static constexpr std::string_view kHelp[] = {
-      "Requests of the type.",
-      "Requests answered with a fresh cached value.",
-      "Requests that found no usable cached value.",
-      "Requests answered with a stale value while one process refreshes it.",
-      "Handler runs that computed a value.",
-      "Requests that waited for another process computing the same key.",
-      "Leases taken over from a dead or late holder.",
-      "Requests answered without the cache (segment unavailable, full, value too large...).",
-      "Handler runs that threw.",
-      "Batch handler invocations.",
-      "Requests answered by a batch handler.",
-      "Misses of a batch-eligible type sent to the batcher.",
-      "Requests that joined a batch of 2 or more.",
-      "Batch handler failures (threw or returned the wrong count).",
-      "Requests re-run alone after a batch failure.",
-      "Total time requests waited in a batch window.",
-  };
-  static_assert(std::size(kHelp) == pipecache::kNsCounters,
-                "a counter was added to pipecache::NsCounter: describe it here");
-  return kHelp[static_cast<unsigned>(counter)];
-}
-
 double request_hit_ratio(const pipecache::NamespaceStats& ns) {
   using pipecache::NsCounter;
   return ratio(ns.counter(NsCounter::hits) + ns.counter(NsCounter::stale_served),

@@ -12,6 +12,8 @@
 // pipecache::Error escape); run_subcommand() is the single place that maps them.
 #pragma once
 
+#include "store_metrics.hpp"  // counter_name, counter_help
+
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
@@ -102,13 +104,6 @@ unsigned parse_mode_arg(const std::string& text, std::string_view option);
 enum class OutputFormat { text, json, prometheus };
 OutputFormat output_format(const cxxopts::ParseResult& parsed, bool prometheus_allowed);
 void add_format_options(cxxopts::Options& parser, bool prometheus_allowed);
-
-// Names of the per-request-type counters in output (JSON keys, Prometheus metric stems).
-// Indexed by pipecache::NsCounter; the order of that enum is the segment's layout order.
-std::string_view counter_name(pipecache::NsCounter counter);
-
-// One line describing a per-request-type counter (Prometheus HELP, man page wording).
-std::string_view counter_help(pipecache::NsCounter counter);
 
 // Share of a request type's requests answered from the cache, fresh or stale — the pipeline's
 // own definition (RequestTypeStats::hit_ratio), so pipectl and the pipeline's stats agree.

@@ -18,6 +18,7 @@
 #include "commands.hpp"
 #include "json_writer.hpp"
 #include "prometheus.hpp"
+#include "store_metrics.hpp"
 
 namespace pipectl {
 namespace {
@@ -226,127 +227,9 @@ std::string json_report(const std::string& name, const Stats& s) {
   return j.finish();
 }
 
-// Latency is exposed as Prometheus HISTOGRAMS, not summaries: the segment keeps log2 bucket
-// counts, which map one-to-one onto cumulative `le` buckets with no estimation, and histograms
-// aggregate across hosts and time windows (histogram_quantile over sum(rate(..._bucket))),
-// while summary quantiles computed here could be neither summed nor re-windowed. The price is
-// 40 series per histogram; a textfile collector or scrape handles that easily.
-void prometheus_histogram(PrometheusWriter& p, const Labels& labels, const Histogram& h) {
-  std::uint64_t cumulative = 0;
-  // Bucket i holds integer nanosecond samples in [2^i, 2^(i+1)), i.e. <= 2^(i+1) - 1 ns:
-  // that is the exact inclusive `le` bound. The last bucket also takes everything larger
-  // (it is open-ended), so it is only represented by +Inf.
-  for (unsigned i = 0; i + 1 < Histogram::kBuckets; ++i) {
-    cumulative += h.buckets[i];
-    double bound_ns = std::ldexp(1.0, static_cast<int>(i) + 1) - 1.0;
-    p.bucket(labels, bound_ns / 1e9, cumulative);
-  }
-  p.bucket(labels, HUGE_VAL, h.count);
-  p.sample("_sum", labels, static_cast<double>(h.sum_ns) / 1e9);
-  p.sample("_count", labels, h.count);
-}
-
 std::string prometheus_report(const std::string& name, const Stats& s) {
-  using Type = PrometheusWriter::Type;
   PrometheusWriter p;
-  // Every series carries segment="<name>": a host may run several segments and the textfile
-  // collector merges all files into one scrape.
-  const Labels seg = {{"segment", name}};
-  // In the 0.0.4 text format a counter's TYPE line names the sample itself, _total included
-  // (only OpenMetrics strips the suffix from the family name).
-  auto counter = [&](std::string_view family, std::string_view help, std::uint64_t v) {
-    p.family(fmt::format("{}_total", family), Type::counter, help);
-    p.sample("", seg, v);
-  };
-  auto gauge = [&](std::string_view family, std::string_view help, double v) {
-    p.family(family, Type::gauge, help);
-    p.sample("", seg, v);
-  };
-  counter("pipecache_hits", "Lookups that found a live value.", s.hits);
-  counter("pipecache_misses", "Lookups that found no live value.", s.misses);
-  counter("pipecache_inserts", "Puts that stored a new key.", s.inserts);
-  counter("pipecache_updates", "Puts that replaced the value of an existing key.", s.updates);
-  counter("pipecache_evictions", "Entries removed to make room (byte budget or max entries).",
-          s.evictions);
-  counter("pipecache_expirations", "Expired entries reclaimed.", s.expirations);
-  counter("pipecache_invalidations", "Entries removed by erase, invalidate or clear.",
-          s.invalidations);
-  counter("pipecache_put_failures", "Writes dropped: no room could be made, or lock timeout.",
-          s.put_failures);
-  counter("pipecache_lock_recoveries",
-          "Robust mutexes found with a dead owner and repaired.", s.lock_recoveries);
-  gauge("pipecache_entries", "Entries stored.", static_cast<double>(s.entries));
-  gauge("pipecache_max_entries", "Entry limit fixed at creation (0 = only the byte budget).",
-        static_cast<double>(s.max_entries));
-  gauge("pipecache_used_bytes", "Bytes of entries (headers, keys, values, alignment).",
-        static_cast<double>(s.bytes_used));
-  gauge("pipecache_budget_bytes", "Byte budget fixed at creation.",
-        static_cast<double>(s.byte_budget));
-  gauge("pipecache_arena_bytes", "Memory holding entries (budget plus fragmentation slack).",
-        static_cast<double>(s.arena_bytes));
-  gauge("pipecache_free_bytes", "Arena bytes in free blocks.", static_cast<double>(s.free_bytes));
-  gauge("pipecache_largest_free_block_bytes", "Largest free block of the arena.",
-        static_cast<double>(s.largest_free_block));
-  gauge("pipecache_fragmented_bytes",
-        "Free bytes in blocks smaller than the largest allowed entry.",
-        static_cast<double>(s.fragmented_bytes));
-  gauge("pipecache_segment_bytes", "Size of the shared-memory segment.",
-        static_cast<double>(s.segment_bytes));
-  gauge("pipecache_attached_processes", "Processes holding a process slot.",
-        static_cast<double>(s.attached_processes));
-  gauge("pipecache_start_time_seconds", "Creation time of the segment, Unix seconds.",
-        static_cast<double>(s.created_unix_ms) / 1000.0);
-  gauge("pipecache_uptime_seconds", "Seconds since the segment was created.",
-        static_cast<double>(s.uptime_ms) / 1000.0);
-
-  if (s.namespaces.empty()) return p.text();
-
-  // Per request type: one family per counter, labelled type="<request type>".
-  std::vector<Labels> type_labels;
-  type_labels.reserve(s.namespaces.size());
-  for (const NamespaceStats& ns : s.namespaces) {
-    type_labels.push_back({{"segment", name}, {"type", ns.name}});
-  }
-  for (unsigned c = 0; c < pipecache::kNsCounters; ++c) {
-    auto counter_id = static_cast<NsCounter>(c);
-    std::string_view stem = counter_name(counter_id);
-    bool is_time = counter_id == NsCounter::batch_wait_ns;
-    std::string family =
-        is_time ? std::string("pipecache_request_batch_wait_seconds")
-                : (counter_id == NsCounter::requests ? std::string("pipecache_requests")
-                                                     : fmt::format("pipecache_request_{}", stem));
-    p.family(family + "_total", Type::counter,
-             is_time ? std::string_view("Total time requests waited in a batch window, seconds.")
-                     : counter_help(counter_id));
-    for (std::size_t k = 0; k < s.namespaces.size(); ++k) {
-      std::uint64_t v = s.namespaces[k].counters[c];
-      if (is_time) {
-        p.sample("", type_labels[k], static_cast<double>(v) / 1e9);
-      } else {
-        p.sample("", type_labels[k], v);
-      }
-    }
-  }
-  p.family("pipecache_request_entries", Type::gauge, "Entries stored per request type.");
-  for (std::size_t k = 0; k < s.namespaces.size(); ++k) {
-    p.sample("", type_labels[k], static_cast<double>(s.namespaces[k].entries));
-  }
-  p.family("pipecache_request_generation", Type::gauge,
-           "Invalidation generation of the request type (bumped by '<type>:*').");
-  for (std::size_t k = 0; k < s.namespaces.size(); ++k) {
-    p.sample("", type_labels[k], static_cast<double>(s.namespaces[k].generation));
-  }
-  p.family("pipecache_hit_duration_seconds", Type::histogram,
-           "Time to answer a request from the cache.");
-  for (std::size_t k = 0; k < s.namespaces.size(); ++k) {
-    prometheus_histogram(p, type_labels[k], s.namespaces[k].histogram(NsHistogram::hit_time));
-  }
-  p.family("pipecache_compute_duration_seconds", Type::histogram,
-           "Time to compute a missed response (the handler).");
-  for (std::size_t k = 0; k < s.namespaces.size(); ++k) {
-    prometheus_histogram(p, type_labels[k],
-                         s.namespaces[k].histogram(NsHistogram::compute_time));
-  }
+  write_store_metrics(p, name, s);
   return p.text();
 }
 
