@@ -4,12 +4,13 @@
 // SIGKILL blocks every later lock() forever), and 1.78+ unlocks on EOWNERDEAD without
 // pthread_mutex_consistent(), leaving the mutex unusable (boostorg/interprocess#187).
 //
-// Owner death, the whole protocol (every caller follows it; see Table::lock_stripe and
-// Table::lock_arena, the two places that repair):
-//  1. lock() returns LockResult::owner_died: the caller now holds the mutex, and the data it
-//     protects may be half-changed.
-//  2. The caller repairs (or drops) that data. Repair must be idempotent: if the repairer
-//     dies too, the next locker gets owner_died again and repeats it from the start.
+// Owner death, the whole protocol — kept by lock_or_repair / try_lock_or_repair below, the
+// ONE place it is written (LMDB's mdb_mutex_failed is the model); every lock site of the
+// library goes through them, passing the repair of the data that mutex protects:
+//  1. The lock returns EOWNERDEAD: the caller now holds the mutex, and the data it protects
+//     may be half-changed.
+//  2. repair() restores (or drops) that data. It must be idempotent: if the repairer dies
+//     too, the next locker gets EOWNERDEAD again and repeats it from the start.
 //  3. mark_consistent(), then use and unlock as usual. Unlocking without step 3 would make the
 //     mutex ENOTRECOVERABLE (reported as LockResult::failed to every later locker).
 // Every lock has a deadline (CLOCK_MONOTONIC): a holder that is alive but stopped (SIGSTOP,
@@ -30,5 +31,27 @@ LockResult lock_robust(RobustMutex& m, std::uint64_t timeout_ns) noexcept;
 LockResult try_lock_robust(RobustMutex& m) noexcept;
 void mark_consistent(RobustMutex& m) noexcept;
 void unlock_robust(RobustMutex& m) noexcept;
+
+// Locks m within timeout_ns. When the previous holder died holding it, runs repair() with the
+// mutex held, then marks it consistent (steps 1-3 above). Returns LockResult::ok when the
+// caller holds m (repaired or not), else timeout or failed (then m is not held).
+template <typename Repair>
+LockResult lock_or_repair(RobustMutex& m, std::uint64_t timeout_ns, Repair&& repair) {
+  LockResult r = lock_robust(m, timeout_ns);
+  if (r != LockResult::owner_died) return r;
+  repair();
+  mark_consistent(m);
+  return LockResult::ok;
+}
+
+// The same without waiting: timeout when another process holds m.
+template <typename Repair>
+LockResult try_lock_or_repair(RobustMutex& m, Repair&& repair) {
+  LockResult r = try_lock_robust(m);
+  if (r != LockResult::owner_died) return r;
+  repair();
+  mark_consistent(m);
+  return LockResult::ok;
+}
 
 }  // namespace pipecache::detail

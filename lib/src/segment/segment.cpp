@@ -2,7 +2,6 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,6 +17,7 @@
 #include "lock/robust_mutex.hpp"
 #include "store/arena.hpp"
 #include "util/clock.hpp"
+#include "util/process.hpp"
 
 namespace bip = boost::interprocess;
 
@@ -49,8 +49,6 @@ ErrorKind kind_of_errno(int e) {
     default: return ErrorKind::system;
   }
 }
-
-bool pid_alive(long pid) { return pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM); }
 
 // Removes temporaries left by creators that died before publishing (see segment.hpp).
 void remove_dead_temporaries(std::string_view name) {

@@ -1,7 +1,5 @@
 #include "stats/stats.hpp"
 
-#include <errno.h>
-#include <signal.h>
 #include <unistd.h>
 
 #include <bit>
@@ -9,6 +7,7 @@
 #include "lock/robust_mutex.hpp"
 #include "store/arena.hpp"
 #include "util/clock.hpp"
+#include "util/process.hpp"
 
 namespace pipecache {
 
@@ -57,8 +56,6 @@ namespace {
 constexpr auto kRelaxed = std::memory_order_relaxed;
 constexpr std::uint64_t kRegistryTimeoutNs = 2'000'000'000;
 
-bool alive(std::int64_t pid) { return pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM); }
-
 template <typename A>
 void fold(A& into, A& from) {
   into.fetch_add(from.exchange(0, kRelaxed), kRelaxed);
@@ -81,12 +78,9 @@ void fold_slot(Segment& seg, unsigned i) {
 }
 
 bool lock_registry(Segment& seg) {
-  LockResult r = lock_robust(seg.header().registry_lock, kRegistryTimeoutNs);
-  if (r == LockResult::owner_died) {
-    mark_consistent(seg.header().registry_lock);
-    return true;
-  }
-  return r == LockResult::ok;
+  // Nothing to repair after a dead holder: a slot is published by its pid store, last, and a
+  // half-folded slot only counts some figures twice (fold_slot).
+  return lock_or_repair(seg.header().registry_lock, kRegistryTimeoutNs, [] {}) == LockResult::ok;
 }
 
 }  // namespace
@@ -100,7 +94,7 @@ unsigned claim_slot(Segment& seg) {
     if (slots[i].pid.load(kRelaxed) == 0) chosen = i;
   for (unsigned i = 0; i < kMaxProcessSlots && chosen == kOverflowSlot; ++i) {
     std::int64_t pid = slots[i].pid.load(kRelaxed);
-    if (pid != me && !alive(pid)) {
+    if (pid != me && !pid_alive(pid)) {
       fold_slot(seg, i);
       chosen = i;
     }
@@ -125,7 +119,7 @@ std::vector<ProcessInfo> collect_processes(Segment& seg) {
   std::vector<ProcessInfo> out;
   for (unsigned i = 0; i < kMaxProcessSlots; ++i) {
     std::int64_t pid = seg.slots()[i].pid.load(kRelaxed);
-    if (pid) out.push_back(ProcessInfo{i, pid, alive(pid)});
+    if (pid) out.push_back(ProcessInfo{i, pid, pid_alive(pid)});
   }
   return out;
 }

@@ -3,6 +3,8 @@
 #include <bit>
 #include <cstring>
 
+#include <fmt/format.h>
+
 #include "util/fault.hpp"
 
 namespace pipecache::detail {
@@ -170,9 +172,7 @@ void Arena::release(std::uint32_t off) noexcept {
   a_->entries.fetch_sub(1, kRelaxed);
   Namespace& ns = ns_[word0_ns(w)];
   ns.entries.fetch_sub(1, kRelaxed);
-  if (!(entry(off)->flags & kEntryLease) &&
-      entry(off)->ns_generation == static_cast<std::uint32_t>(ns.generation.load(kRelaxed)))
-    ns.live.fetch_sub(1, kRelaxed);
+  if (counts_live(off, word0_ns(w))) ns.live.fetch_sub(1, kRelaxed);
   a_->free_bytes.fetch_add(std::uint64_t{size} * kUnit, kRelaxed);
 
   std::uint32_t start = off, total = size;
@@ -190,12 +190,11 @@ void Arena::release(std::uint32_t off) noexcept {
       h_->corrupt.store(kCorruptFlag, kRelaxed);
       psize = 0;
     }
-    std::uint32_t prev = off - psize;
     if (psize) {
-    bin_remove(prev, psize);
-    start = prev;
-    total += psize;
-    --blocks_delta;
+      bin_remove(off - psize, psize);
+      start = off - psize;
+      total += psize;
+      --blocks_delta;
     }
   }
   // One store makes the merged block (A1); its left neighbour is used (A2), so no PrevFree.
@@ -254,9 +253,7 @@ bool Arena::rebuild(std::string* problem) noexcept {
       used_bytes += std::uint64_t{size} * kUnit;
       ++entries;
       ++ns_entries[ns];
-      if (!(entry(off)->flags & kEntryLease) &&
-          entry(off)->ns_generation == static_cast<std::uint32_t>(ns_[ns].generation.load(kRelaxed)))
-        ++ns_live[ns];
+      if (counts_live(off, ns)) ++ns_live[ns];
       prev_free = false;
     }
     off += size;
@@ -271,6 +268,111 @@ bool Arena::rebuild(std::string* problem) noexcept {
     ns_[i].live.store(ns_live[i], kRelaxed);
   }
   return true;
+}
+
+Arena::Census Arena::check(unsigned stripes, const std::function<void(std::string)>& problem) const {
+  Census census;
+  // A1 (the walk itself), A2, the prev-free flags and footers; the used blocks' headers.
+  std::uint64_t used = 0, used_bytes = 0, free_blocks = 0, free_bytes = 0;
+  std::uint64_t ns_entries[kMaxNamespaces] = {}, ns_live[kMaxNamespaces] = {};
+  bool prev_free = false;
+  std::string chain_problem;
+  bool chain_ok = walk(
+      [&](std::uint32_t off, std::uint64_t w) {
+        ++census.blocks;
+        std::uint32_t size = word0_size(w);
+        bool is_free = word0_flags(w) & kBlockFree;
+        if (((word0_flags(w) & kBlockPrevFree) != 0) != prev_free)
+          problem(fmt::format("block {}: prev-free flag is {} but the previous block is {}", off, !prev_free,
+                              prev_free ? "free" : "used"));
+        if (is_free) {
+          if (prev_free) problem(fmt::format("block {}: two adjacent free blocks (not coalesced)", off));
+          if (footer(off, size) != size) problem(fmt::format("free block {}: footer does not repeat its size", off));
+          ++free_blocks;
+          free_bytes += std::uint64_t{size} * kUnit;
+        } else {
+          const Entry* e = entry(off);
+          if (kEntryHeader + std::uint64_t{e->key_len} + e->value_len > std::uint64_t{size} * kUnit)
+            problem(fmt::format("entry {}: key + value exceed its block", off));
+          if (word0_stripe(w) >= stripes) problem(fmt::format("entry {}: owner stripe out of range", off));
+          unsigned ns = word0_ns(w);
+          if (ns >= kMaxNamespaces) {
+            problem(fmt::format("entry {}: namespace id {} out of range", off, ns));
+          } else {
+            ++ns_entries[ns];
+            if (counts_live(off, ns)) ++ns_live[ns];
+          }
+          ++used;
+          used_bytes += std::uint64_t{size} * kUnit;
+          census.used.insert(off);
+        }
+        prev_free = is_free;
+      },
+      &chain_problem);
+  if (!chain_ok) problem("arena: " + chain_problem);
+  // A3, A5.
+  if (a_->bytes_used.load() != used_bytes)
+    problem(fmt::format("bytes_used is {} but used blocks sum to {}", a_->bytes_used.load(), used_bytes));
+  if (a_->entries.load() != used)
+    problem(fmt::format("entries is {} but there are {} used blocks", a_->entries.load(), used));
+  if (a_->free_bytes.load() != free_bytes)
+    problem(fmt::format("free_bytes is {} but free blocks sum to {}", a_->free_bytes.load(), free_bytes));
+  if (a_->free_blocks.load() != free_blocks)
+    problem(fmt::format("free_blocks is {} but there are {}", a_->free_blocks.load(), free_blocks));
+  if (used_bytes > h_->byte_budget)
+    problem(fmt::format("bytes used {} exceed the byte budget {}", used_bytes, h_->byte_budget));
+  if (h_->max_entries && used > h_->max_entries)
+    problem(fmt::format("{} entries exceed max_entries {}", used, h_->max_entries));
+  for (unsigned i = 0; i < kMaxNamespaces; ++i) {
+    if (ns_[i].entries.load() != ns_entries[i])
+      problem(fmt::format("namespace {}: entries is {} but {} blocks carry it", i, ns_[i].entries.load(),
+                          ns_entries[i]));
+    if (ns_[i].live.load() != ns_live[i])
+      problem(fmt::format("namespace {}: live is {} but {} blocks are of its generation", i, ns_[i].live.load(),
+                          ns_live[i]));
+  }
+  // Free lists: every free block exactly once, in its class.
+  std::uint64_t listed = 0;
+  for (unsigned b = 0; b < kBins; ++b) {
+    bool bit = (a_->bin_map[b / 64] >> (b % 64)) & 1;
+    if (bit != (a_->bin_head[b] != 0)) problem(fmt::format("free class {}: bitmap disagrees with its list", b));
+    std::uint64_t class_bytes = 0;
+    std::uint32_t prev = 0;
+    for (std::uint32_t off = a_->bin_head[b]; off; off = free_block(off)->bin_next) {
+      if (!in_bounds(off) || listed > census.blocks) {
+        problem(fmt::format("free class {}: list leaves the arena or loops", b));
+        break;
+      }
+      const FreeBlock* f = free_block(off);
+      std::uint32_t size = word0_size(f->word0);
+      if (!(word0_flags(f->word0) & kBlockFree)) problem(fmt::format("free class {}: block {} is not free", b, off));
+      if (size >= kMinBlockUnits && bin_of(size) != b)
+        problem(fmt::format("free block {} of {} units is in class {}", off, size, b));
+      if (f->bin_prev != prev) problem(fmt::format("free block {}: back link broken", off));
+      prev = off;
+      ++listed;
+      class_bytes += std::uint64_t{size} * kUnit;
+    }
+    if (a_->bin_bytes[b].load() != class_bytes)
+      problem(fmt::format("free class {}: byte count {} but its blocks sum to {}", b, a_->bin_bytes[b].load(),
+                          class_bytes));
+  }
+  if (listed != free_blocks)
+    problem(fmt::format("{} free blocks listed in classes, {} in the arena", listed, free_blocks));
+  // A4: the SIEVE queue holds every used block once.
+  std::uint64_t queued = 0;
+  std::uint32_t prev = 0;
+  for (std::uint32_t off = a_->fifo_oldest; off; off = entry(off)->fifo_newer) {
+    if (!census.used.count(off) || queued > used) {
+      problem(fmt::format("SIEVE queue holds {} which is not a used block (or loops)", off));
+      break;
+    }
+    if (entry(off)->fifo_older != prev) problem(fmt::format("SIEVE queue: back link of {} broken", off));
+    prev = off;
+    ++queued;
+  }
+  if (queued != used) problem(fmt::format("SIEVE queue holds {} entries, the arena {}", queued, used));
+  return census;
 }
 
 std::uint64_t Arena::largest_free_units() const noexcept {

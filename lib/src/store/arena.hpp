@@ -7,7 +7,7 @@
 // power of two, a bitmap of non-empty classes, O(1) search) and repeats its size in its last
 // 4 bytes so that freeing its right neighbour can coalesce backwards.
 //
-// Invariants (all under ArenaState::lock; checked by verify()):
+// Invariants (all under ArenaState::lock; checked by check(), which pipectl verify runs):
 //  A1. The chain of block sizes is valid at every instant: each change of a block's size,
 //      state or owner is ONE 8-byte store of word0, made in an order (remainder header before
 //      the shrunk block, merged header before anything else) such that every intermediate
@@ -24,6 +24,8 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
+#include <set>
 #include <string>
 
 #include "segment/layout.hpp"
@@ -70,6 +72,14 @@ class Arena {
   std::uint64_t bump_generation(unsigned ns) noexcept;
   // Reformats: everything free. REQUIRES all stripe locks held too (Table::clear).
   void reset() noexcept;
+  // Checks A1-A5, the free lists and the visitable header of every used block, reporting each
+  // violation in words to problem(); `stripes` bounds the owner stripe of a used block.
+  // Returns what the index check needs next: the blocks walked and the used ones.
+  struct Census {
+    std::uint64_t blocks = 0;
+    std::set<std::uint32_t> used;  // offsets of the used blocks
+  };
+  Census check(unsigned stripes, const std::function<void(std::string)>& problem) const;
   // ---------------------------------------------------------------------------------------
 
   // Bounds: a block header at `off` lies inside the arena. Safe on racy offsets.
@@ -143,6 +153,12 @@ class Arena {
   void set_prev_free(std::uint32_t off, bool on) noexcept;
   void fifo_push(std::uint32_t off) noexcept;
   void fifo_unlink(std::uint32_t off) noexcept;
+  // A3: a used block counts in Namespace::live when it is a value of its namespace's current
+  // generation. REQUIRES ns < kMaxNamespaces.
+  bool counts_live(std::uint32_t off, unsigned ns) const noexcept {
+    return !(entry(off)->flags & kEntryLease) &&
+           entry(off)->ns_generation == static_cast<std::uint32_t>(ns_[ns].generation.load(std::memory_order_relaxed));
+  }
   FreeBlock* free_block(std::uint32_t off) const noexcept {
     return reinterpret_cast<FreeBlock*>(bytes(off));
   }

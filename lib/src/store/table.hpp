@@ -1,5 +1,13 @@
 // The table: a lock-striped hash index over the arena, with seqlock reads, SIEVE eviction,
-// TTL, namespaces, leases and crash recovery.
+// TTL, namespaces, leases and crash recovery. One job per source file:
+//   index.cpp       get / visit / put / erase: the seqlock read path and the locked write path
+//   eviction.cpp    allocation under the budget, the SIEVE hand
+//   lease.cpp       leases: take, renew, publish, release, wait and wake
+//   namespaces.cpp  request types (key prefixes) and their registry
+//   scan.cpp        whole-table passes: invalidate, purge, clear, keys
+//   recovery.cpp    owner death: the stripe and arena repairs lock_or_repair runs
+//   verify.cpp      the full consistency check (pipectl verify)
+//   table_internal.hpp  what those files share: timeouts, lock guards, the chain walk
 //
 // Index: stripe = hash >> stripe_shift (top bits), bucket = hash & (buckets_per_stripe - 1);
 // each bucket heads a chain of entries linked by Entry::chain_next (arena units, 0 = end).
@@ -21,7 +29,10 @@
 //      set died mid-change and its stripe is dropped (repair_stripe); dropping is always safe.
 //  W2. A new entry is filled while private (allocated, not linked), then linked with seq odd.
 //      A replaced or removed entry is unlinked with seq odd, then released to the arena.
-//  W3. No user code runs under any lock; the longest hold is one eviction sweep.
+//  W3. The library's own code is all that runs under a lock, with one exception: visit() runs
+//      the caller's reader under the stripe lock (so the view cannot be freed under it); that
+//      stripe's writers wait for the reader, readers and other stripes do not. The longest
+//      hold of the library's own is one eviction sweep.
 // Eviction (SIEVE over the arena's global queue): the hand skips visited entries (clearing
 // the bit) and takes the first unvisited one; expired and invalidated entries go regardless.
 // A victim of another stripe is only try-locked (lock order, layout.hpp): if busy, skipped.
@@ -30,6 +41,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -87,37 +99,54 @@ class Table {
     std::uint32_t off = 0;
     std::uint32_t pred = 0;  // 0 = the bucket head points at it
   };
+  // What a chain walk's visitor asks of walk_stripe (table_internal.hpp).
+  enum class Walk { keep, unlink, end_chain, stop };
   class StripeLock;
   class ArenaLock;
+  class LockedTable;
 
   std::uint32_t stripe_index(std::uint64_t h) const noexcept {
     return stripe_shift_ >= 64 ? 0 : static_cast<std::uint32_t>(h >> stripe_shift_);
   }
+  std::atomic<std::uint32_t>* stripe_buckets(unsigned idx) const noexcept {
+    return buckets_ + std::uint64_t{idx} * bps_;
+  }
   std::atomic<std::uint32_t>& bucket(std::uint64_t h) const noexcept {
-    return buckets_[std::uint64_t{stripe_index(h)} * bps_ + (h & (bps_ - 1))];
+    return stripe_buckets(stripe_index(h))[h & (bps_ - 1)];
   }
   static std::uint32_t tag_of(std::uint64_t h) noexcept { return static_cast<std::uint32_t>(h >> 24); }
 
+  // --- index.cpp ---
   int read_racy(const std::atomic<std::uint32_t>& head, std::string_view key, std::uint32_t tag,
                 std::uint64_t now, std::string* out, std::uint16_t* flags, std::uint32_t* found) const noexcept;
   Found find_locked(std::uint64_t h, std::string_view key, bool lease) const noexcept;
+  bool current_generation(const Entry& e) const noexcept;
   bool usable(const Entry& e, std::uint64_t now) const noexcept;
   bool store_locked(unsigned stripe, std::uint64_t h, std::string_view key, const char* value,
                     std::uint32_t value_len, std::uint64_t expiry_ns, std::uint16_t flags,
                     unsigned ns, Counters c, bool* replaced);
   void unlink_locked(unsigned stripe, std::uint64_t h, const Found& f) noexcept;
   void remove_locked(unsigned stripe, std::uint64_t h, const Found& f, Counters c);
-  std::uint32_t allocate(unsigned stripe, std::uint32_t units, unsigned ns, std::uint16_t flags, Counters c);
-  bool evict_one(unsigned held_stripe, Counters c);
-  void repair_stripe(unsigned stripe, bool arena_held, Counters c);
-  bool repair_arena(Counters c);
-  void wake_lease_waiters(unsigned stripe) noexcept;
-  std::size_t scan_remove(const std::function<bool(const Entry&, std::string_view key)>& match,
-                          Counters c, StoreCounter counter);
   std::string_view key_of(std::uint32_t off) const noexcept;
   bool entry_ok(std::uint32_t off) const noexcept;
   void begin_write(Stripe& s) noexcept;
   void end_write(Stripe& s) noexcept;
+  template <typename Visit>
+  bool walk_stripe(unsigned idx, Visit&& visit);
+  template <typename Visit, typename Broken>
+  bool walk_stripe(unsigned idx, Visit&& visit, Broken&& broken);
+  // --- eviction.cpp ---
+  std::uint32_t allocate(unsigned stripe, std::uint32_t units, unsigned ns, std::uint16_t flags, Counters c);
+  bool evict_one(unsigned held_stripe, Counters c);
+  // --- lease.cpp ---
+  std::optional<LeaseRecord> read_lease(std::uint32_t off) const noexcept;
+  void wake_lease_waiters(unsigned stripe) noexcept;
+  // --- scan.cpp ---
+  std::size_t scan_remove(const std::function<bool(const Entry&, std::string_view key)>& match,
+                          Counters c, StoreCounter counter);
+  // --- recovery.cpp ---
+  void repair_stripe(unsigned stripe, bool arena_held, Counters c);
+  void repair_arena(Counters c);
 
   Segment& seg_;
   Header& h_;

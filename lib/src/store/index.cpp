@@ -1,0 +1,272 @@
+// The seqlock index: get / visit (R1-R3 of the essay in table.hpp) and put / erase (W1-W2),
+// with the chain primitives every other part of the table builds on.
+#include <cstring>
+
+#include "store/table_internal.hpp"
+#include "util/clock.hpp"
+#include "util/fault.hpp"
+#include "util/hash.hpp"
+
+namespace pipecache::detail {
+
+namespace {
+
+// R2: optimistic attempts before a reader takes the stripe lock, and how long it pauses when
+// it finds a writer inside (seq odd) before looking again.
+constexpr int kOptimisticTries = 4;
+constexpr int kOddSpins = 64;
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+}  // namespace
+
+Table::Table(Segment& segment)
+    : seg_(segment),
+      h_(segment.header()),
+      arena_(segment),
+      stripes_(segment.stripes()),
+      buckets_(segment.buckets()),
+      ns_(segment.namespaces()),
+      stripe_count_(segment.geometry().stripes),
+      stripe_shift_(segment.geometry().stripe_shift),
+      bps_(segment.geometry().buckets_per_stripe) {}
+
+std::uint64_t Table::hash(std::string_view key) const noexcept { return hash_key(key); }
+
+bool Table::corrupt() const noexcept { return h_.corrupt.load(kRelaxed) != 0; }
+
+// Under a lock entries are consistent, unless something other than pipecache wrote the
+// segment: every locked walk stops at an entry whose header does not fit its block, so a
+// corrupted key length can never send a read past the arena.
+bool Table::entry_ok(std::uint32_t off) const noexcept {
+  if (!arena_.in_bounds(off)) return false;
+  const Entry* e = arena_.entry(off);
+  std::uint32_t size = word0_size(racy(e->word0));
+  if (size < kMinBlockUnits || size > arena_.end() - off) return false;
+  return kEntryHeader + std::uint64_t{e->key_len} + e->value_len <= std::uint64_t{size} * kUnit;
+}
+
+std::string_view Table::key_of(std::uint32_t off) const noexcept {
+  const Entry* e = arena_.entry(off);
+  return {arena_.bytes(off) + kEntryHeader, e->key_len};
+}
+
+void Table::begin_write(Stripe& s) noexcept {
+  s.seq.store(s.seq.load(kRelaxed) + 1, kRelaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+}
+
+void Table::end_write(Stripe& s) noexcept { s.seq.store(s.seq.load(kRelaxed) + 1, std::memory_order_release); }
+
+// R1 of the essay in table.hpp. Returns 1 found (copied when out != nullptr), 0 absent,
+// -1 inconsistent (retry or lock). Safe against any concurrent change: loads each field once
+// and bounds-checks it before it is used as an offset or a length.
+__attribute__((no_sanitize("thread"))) int Table::read_racy(
+    const std::atomic<std::uint32_t>& head, std::string_view key, std::uint32_t tag, std::uint64_t now,
+    std::string* out, std::uint16_t* flags, std::uint32_t* found) const noexcept {
+  std::uint32_t off = head.load(kRelaxed);
+  for (int steps = 0; off; ++steps) {
+    if (steps > kMaxChain || !arena_.in_bounds(off)) return -1;
+    const Entry* e = arena_.entry(off);
+    std::uint64_t w0 = racy(e->word0);
+    std::uint32_t size = word0_size(w0);
+    if (size < kMinBlockUnits || size > arena_.end() - off) return -1;
+    std::uint32_t next = e->chain_next.load(kRelaxed);
+    std::uint16_t klen = racy(e->key_len);
+    std::uint16_t eflags = racy(e->flags);
+    if (racy(e->hash_tag) == tag && klen == key.size() && !(eflags & kEntryLease)) {
+      std::uint64_t vlen = racy(e->value_len);
+      if (kEntryHeader + klen + vlen > std::uint64_t{size} * kUnit) return -1;
+      const char* p = arena_.bytes(off) + kEntryHeader;
+      if (std::memcmp(p, key.data(), klen) == 0) {
+        if (!usable(*e, now)) return 0;
+        if (out) out->assign(p + klen, vlen);
+        if (flags) *flags = eflags & kUserFlagsMask;
+        *found = off;
+        return 1;
+      }
+    }
+    off = next;
+  }
+  return 0;
+}
+
+bool Table::get(std::string_view key, std::uint64_t h, std::string& out, std::uint16_t* flags, Counters c) {
+  if (corrupt()) {
+    count(c, StoreCounter::misses);
+    return false;
+  }
+  unsigned idx = stripe_index(h);
+  Stripe& s = stripes_[idx];
+  const auto& head = bucket(h);
+  std::uint32_t tag = tag_of(h);
+  constexpr std::uint64_t now = 0;  // read lazily by usable()
+  std::uint32_t off = 0;
+  int r = -1;
+  for (int attempt = 0; attempt < kOptimisticTries && r < 0; ++attempt) {
+    std::uint32_t s1 = s.seq.load(std::memory_order_acquire);
+    if (s1 & 1) {
+      for (int i = 0; i < kOddSpins; ++i) cpu_relax();
+      continue;
+    }
+    int seen = read_racy(head, key, tag, now, &out, flags, &off);
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (s.seq.load(kRelaxed) != s1) continue;
+    if (seen < 0) break;  // inconsistent although nothing moved: let the locked path decide
+    r = seen;
+  }
+  if (r < 0) {
+    StripeLock lock(*this, idx, kReadLockTimeoutNs, c);
+    r = lock ? read_racy(head, key, tag, now, &out, flags, &off) : 0;
+  }
+  if (r == 1) {
+    arena_.mark_visited(off);  // R3
+    count(c, StoreCounter::hits);
+    return true;
+  }
+  count(c, StoreCounter::misses);
+  return false;
+}
+
+// W3's exception: fn runs under the stripe lock, so the view stays valid while it runs.
+bool Table::visit(std::string_view key, std::uint64_t h, const std::function<void(std::string_view)>& fn,
+                  Counters c) {
+  if (corrupt()) {
+    count(c, StoreCounter::misses);
+    return false;
+  }
+  unsigned idx = stripe_index(h);
+  StripeLock lock(*this, idx, kReadLockTimeoutNs, c);
+  std::uint32_t off = 0;
+  if (!lock || read_racy(bucket(h), key, tag_of(h), coarse_ns(), nullptr, nullptr, &off) != 1) {
+    count(c, StoreCounter::misses);
+    return false;
+  }
+  const Entry* e = arena_.entry(off);
+  arena_.mark_visited(off);
+  count(c, StoreCounter::hits);
+  fn(std::string_view(arena_.bytes(off) + kEntryHeader + e->key_len, e->value_len));
+  return true;
+}
+
+Table::Found Table::find_locked(std::uint64_t h, std::string_view key, bool lease) const noexcept {
+  std::uint32_t tag = tag_of(h);
+  Found f;
+  std::uint32_t pred = 0;
+  std::uint32_t off = bucket(h).load(kRelaxed);
+  for (int steps = 0; off && steps <= kMaxChain && entry_ok(off); ++steps) {
+    const Entry* e = arena_.entry(off);
+    if (e->hash_tag == tag && e->key_len == key.size() && ((e->flags & kEntryLease) != 0) == lease &&
+        std::memcmp(arena_.bytes(off) + kEntryHeader, key.data(), key.size()) == 0) {
+      f.off = off;
+      f.pred = pred;
+      return f;
+    }
+    pred = off;
+    off = e->chain_next.load(kRelaxed);
+  }
+  return f;
+}
+
+void Table::unlink_locked(unsigned stripe, std::uint64_t h, const Found& f) noexcept {
+  Stripe& s = stripes_[stripe];
+  std::uint32_t next = arena_.entry(f.off)->chain_next.load(kRelaxed);
+  begin_write(s);
+  if (f.pred) arena_.entry(f.pred)->chain_next.store(next, kRelaxed);
+  else bucket(h).store(next, kRelaxed);
+  end_write(s);
+  s.entries.fetch_sub(1, kRelaxed);
+}
+
+void Table::remove_locked(unsigned stripe, std::uint64_t h, const Found& f, Counters c) {
+  unlink_locked(stripe, h, f);
+  ArenaLock al(*this, c);
+  if (al) arena_.release(f.off);
+}
+
+bool Table::store_locked(unsigned stripe, std::uint64_t h, std::string_view key, const char* value,
+                         std::uint32_t value_len, std::uint64_t expiry_ns, std::uint16_t flags, unsigned ns,
+                         Counters c, bool* replaced) {
+  std::uint32_t units = Arena::units_for(kEntryHeader + key.size() + value_len);
+  std::uint32_t off = allocate(stripe, units, ns, flags, c);
+  if (!off) return false;
+  // W2: fill while private.
+  Entry* e = arena_.entry(off);
+  e->expiry_ns = expiry_ns;
+  e->hash_tag = tag_of(h);
+  e->value_len = value_len;
+  e->key_len = static_cast<std::uint16_t>(key.size());
+  e->flags = flags;
+  e->created_s = static_cast<std::uint32_t>((mono_ns() - seg_.geometry().created_mono_ns) / 1000000000ull);
+  char* p = arena_.bytes(off) + kEntryHeader;
+  std::memcpy(p, key.data(), key.size());
+  if (value_len) std::memcpy(p + key.size(), value, value_len);
+  // Look for the entry to replace only now: allocate() may have evicted it.
+  Found old = find_locked(h, key, (flags & kEntryLease) != 0);
+  Stripe& s = stripes_[stripe];
+  auto& head = bucket(h);
+  begin_write(s);
+  if (old.off) {
+    e->chain_next.store(arena_.entry(old.off)->chain_next.load(kRelaxed), kRelaxed);
+    fault(FaultPoint::mid_link);
+    if (old.pred) arena_.entry(old.pred)->chain_next.store(off, kRelaxed);
+    else head.store(off, kRelaxed);
+  } else {
+    e->chain_next.store(head.load(kRelaxed), kRelaxed);
+    fault(FaultPoint::mid_link);
+    head.store(off, kRelaxed);
+    s.entries.fetch_add(1, kRelaxed);
+  }
+  end_write(s);
+  if (old.off) {
+    ArenaLock al(*this, c);
+    if (al) arena_.release(old.off);
+  }
+  if (replaced) *replaced = old.off != 0;
+  return true;
+}
+
+bool Table::put(std::string_view key, std::uint64_t h, std::string_view value, std::uint64_t ttl_ns,
+                std::uint16_t flags, Counters c) {
+  if (corrupt()) {
+    count(c, StoreCounter::put_failures);
+    return false;
+  }
+  unsigned ns = namespace_of_key(key);
+  unsigned idx = stripe_index(h);
+  StripeLock lock(*this, idx, kWriteLockTimeoutNs, c);
+  if (!lock) {
+    count(c, StoreCounter::put_failures);
+    return false;
+  }
+  lock.dirty(true);
+  fault(FaultPoint::stripe_locked);
+  bool replaced = false;
+  std::uint64_t expiry = ttl_ns ? coarse_ns() + ttl_ns : 0;
+  bool ok = store_locked(idx, h, key, value.data(), static_cast<std::uint32_t>(value.size()), expiry,
+                         static_cast<std::uint16_t>(flags & kUserFlagsMask), ns, c, &replaced);
+  lock.dirty(false);
+  count(c, ok ? (replaced ? StoreCounter::updates : StoreCounter::inserts) : StoreCounter::put_failures);
+  return ok;
+}
+
+bool Table::erase(std::string_view key, std::uint64_t h, Counters c) {
+  if (corrupt()) return false;
+  unsigned idx = stripe_index(h);
+  StripeLock lock(*this, idx, kWriteLockTimeoutNs, c);
+  if (!lock) return false;
+  Found f = find_locked(h, key, false);
+  if (!f.off) return false;
+  bool was_usable = usable(*arena_.entry(f.off), coarse_ns());
+  lock.dirty(true);
+  remove_locked(idx, h, f, c);
+  lock.dirty(false);
+  if (was_usable) count(c, StoreCounter::invalidations);
+  return was_usable;
+}
+
+}  // namespace pipecache::detail
