@@ -91,21 +91,12 @@ Cache::Cache(Cache&&) noexcept = default;
 Cache& Cache::operator=(Cache&&) noexcept = default;
 Cache::~Cache() = default;
 
-void Cache::validate_name(std::string_view name) {
-  if (name.empty() || name.size() > 64)
-    throw Error(fmt::format("bad segment name '{}': must be 1 to 64 characters", name));
-  for (char c : name) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-              c == '-';
-    if (!ok)
-      throw Error(fmt::format("bad segment name '{}': only letters, digits, '.', '_' and '-' are allowed", name));
-  }
-}
+void Cache::validate_name(std::string_view name) { detail::validate_name(name); }
 
 std::string Cache::path_of(std::string_view name) { return detail::Segment::path(name); }
 
 Cache Cache::create(const Options& options) {
-  auto seg = detail::Segment::create(options);
+  auto seg = detail::Segment::create(options, detail::Table::format);
   if (!seg)
     throw Error(fmt::format("pipecache segment '{}': already exists ({})", options.name,
                             detail::Segment::path(options.name)),
@@ -126,7 +117,7 @@ Cache Cache::open_or_create(const Options& options) {
         if (detail::Segment::exists(options.name) || attempt >= 3) throw;
       }
     }
-    if (auto seg = detail::Segment::create(options)) return Cache(std::make_unique<Impl>(std::move(seg)));
+    if (auto seg = detail::Segment::create(options, detail::Table::format)) return Cache(std::make_unique<Impl>(std::move(seg)));
   }
 }
 

@@ -10,6 +10,7 @@
 
 #include "segment/layout.hpp"
 #include "segment/segment.hpp"
+#include "store/table.hpp"
 #include "support/process.hpp"
 
 using namespace pipecache;
@@ -150,7 +151,7 @@ TEST_SUITE("segment") {
     // removes; the name is never visible half-initialised.
     pid_t child = testing::spawn([&] {
       auto o = testing::small_options(name, 256u << 20);
-      pipecache::detail::Segment::create(o);  // may or may not finish
+      pipecache::detail::Segment::create(o, pipecache::detail::Table::format);  // may or may not finish
       return 0;
     });
     usleep(2000);

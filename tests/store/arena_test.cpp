@@ -7,6 +7,7 @@
 
 #include "segment/segment.hpp"
 #include "store/arena.hpp"
+#include "store/table.hpp"
 #include "support/process.hpp"
 
 using namespace pipecache::detail;
@@ -14,7 +15,7 @@ using namespace pipecache::detail;
 namespace {
 struct ArenaFixture {
   testing::SegmentGuard guard{testing::unique_name("arena")};
-  std::unique_ptr<Segment> seg = Segment::create(testing::small_options(guard.name(), 1u << 20));
+  std::unique_ptr<Segment> seg = Segment::create(testing::small_options(guard.name(), 1u << 20), Table::format);
   Arena arena{*seg};
   ArenaState& st = seg->header().arena;
 

@@ -39,6 +39,8 @@ inline constexpr unsigned kAllSlots = kMaxProcessSlots + 2;
 inline constexpr unsigned kMaxNamespaces = 32;  // id 0 = keys without a registered prefix
 inline constexpr unsigned kMaxNamespaceName = 39;
 inline constexpr std::size_t kUnit = 8;  // arena allocation unit; offsets are in units
+// SIEVE visited bits: one per 2^kVisitedShift arena units (32 bytes), indexed by block start.
+inline constexpr unsigned kVisitedShift = 2;
 inline constexpr unsigned kBins = 128;   // segregated free lists: 4 per power of two
 inline constexpr std::size_t kMaxKeyBytes = 4096;
 
@@ -213,6 +215,12 @@ inline constexpr std::uint64_t kBlockFree = 1;      // block flags (word0 bits 3
 inline constexpr std::uint64_t kBlockPrevFree = 2;  // the block just before this one is free
 inline constexpr std::uint16_t kEntryLease = 0x8000;
 inline constexpr std::uint32_t kMinBlockUnits = kEntryHeader / kUnit;  // 6
+// No two blocks start in one visited-bit region, so each block has a bit of its own.
+static_assert(kMinBlockUnits >= (1u << kVisitedShift));
+// Bytes of the visited bitmap of an arena (whole 64-bit words, one spare).
+inline constexpr std::uint64_t visited_bitmap_bytes(std::uint64_t arena_bytes) {
+  return 8 * (arena_bytes / kUnit / (1u << kVisitedShift) / 64 + 1);
+}
 
 inline constexpr std::uint32_t word0_size(std::uint64_t w) { return static_cast<std::uint32_t>(w); }
 inline constexpr std::uint64_t word0_flags(std::uint64_t w) { return (w >> 32) & 0xff; }

@@ -14,8 +14,6 @@
 
 #include <fmt/format.h>
 
-#include "lock/robust_mutex.hpp"
-#include "store/arena.hpp"
 #include "util/clock.hpp"
 #include "util/process.hpp"
 
@@ -66,8 +64,19 @@ void remove_dead_temporaries(std::string_view name) {
 
 }  // namespace
 
+void validate_name(std::string_view name) {
+  if (name.empty() || name.size() > 64)
+    throw Error(fmt::format("bad segment name '{}': must be 1 to 64 characters", name));
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == '-';
+    if (!ok)
+      throw Error(fmt::format("bad segment name '{}': only letters, digits, '.', '_' and '-' are allowed", name));
+  }
+}
+
 Geometry plan_geometry(const Options& o) {
-  Cache::validate_name(o.name);
+  validate_name(o.name);
   Geometry g;
   if (o.byte_budget < kMinBudget)
     fail(o.name, fmt::format("byte budget {} is below the minimum of {} bytes", o.byte_budget, kMinBudget));
@@ -109,7 +118,7 @@ Geometry plan_geometry(const Options& o) {
   g.buckets_off = off;
   off = align_up(off + 4 * buckets, kCacheLine);
   g.visited_off = off;
-  off = align_up(off + 8 * (g.arena_bytes / kUnit / 4 / 64 + 1), 4096);  // Arena::kVisitedShift
+  off = align_up(off + visited_bitmap_bytes(g.arena_bytes), 4096);
   g.arena_off = off;
   g.total_bytes = align_up(off + g.arena_bytes, 4096);
   return g;
@@ -144,9 +153,10 @@ Segment::Segment(std::string name, std::unique_ptr<bip::mapped_region> region)
 
 Segment::~Segment() = default;
 
-void Segment::initialise(char* base, const Geometry& g, const Options& o) {
+void Segment::write_header(char* base, const Geometry& g, const Options& o) {
   // The mapping is fresh from posix_fallocate: all bytes are zero, which is the initial state
-  // of every counter, bucket, bitmap word and atomic.
+  // of every counter, bucket, bitmap word and atomic. init_state stays 0 (not ready) until
+  // the format step has run.
   auto& h = *reinterpret_cast<Header*>(base);
   std::memcpy(h.magic, kMagic, sizeof kMagic);
   h.layout_version = kLayoutVersion;
@@ -172,18 +182,9 @@ void Segment::initialise(char* base, const Geometry& g, const Options& o) {
   h.visited_off = g.visited_off;
   h.arena_off = g.arena_off;
   h.arena_bytes = g.arena_bytes;
-  init_robust_mutex(h.registry_lock);
-  init_robust_mutex(h.arena.lock);
-  auto* stripes = reinterpret_cast<Stripe*>(base + g.stripes_off);
-  for (std::uint32_t i = 0; i < g.stripes; ++i) init_robust_mutex(stripes[i].mutex);
-  auto* ns = reinterpret_cast<Namespace*>(base + g.namespaces_off);
-  ns[0].name_len = 0;
-  ns[0].state.store(kNsReady, std::memory_order_release);  // id 0: keys without a type
-  Arena::format(h, base + g.arena_off, g.arena_bytes);
-  h.init_state.store(kInitReady, std::memory_order_release);
 }
 
-std::unique_ptr<Segment> Segment::create(const Options& options) {
+std::unique_ptr<Segment> Segment::create(const Options& options, const FormatStep& format) {
   Geometry g = plan_geometry(options);
   remove_dead_temporaries(options.name);
   static std::atomic<unsigned> counter{0};
@@ -215,13 +216,16 @@ std::unique_ptr<Segment> Segment::create(const Options& options) {
          kind_of_errno(rc));
   }
   auto region = std::make_unique<bip::mapped_region>(*shm, bip::read_write, 0, g.total_bytes);
-  initialise(static_cast<char*>(region->get_address()), g, options);
+  write_header(static_cast<char*>(region->get_address()), g, options);
+  std::unique_ptr<Segment> seg(new Segment(options.name, std::move(region)));
+  format(*seg);
+  seg->header().init_state.store(kInitReady, std::memory_order_release);
   if (::link((kShmDir + tmp).c_str(), path(options.name).c_str()) != 0) {
     if (errno == EEXIST) return nullptr;
     fail(options.name, fmt::format("cannot publish {}: {}", path(options.name), std::strerror(errno)),
          kind_of_errno(errno));
   }
-  return std::unique_ptr<Segment>(new Segment(options.name, std::move(region)));
+  return seg;
 }
 
 HeaderProblem header_problem(const char* base, std::size_t size) {
@@ -265,7 +269,7 @@ HeaderProblem header_problem(const char* base, std::size_t size) {
 }
 
 std::unique_ptr<Segment> Segment::open(std::string_view name) {
-  Cache::validate_name(name);
+  validate_name(name);
   std::string obj = object_name(name);
   std::unique_ptr<bip::shared_memory_object> shm;
   try {
@@ -291,12 +295,12 @@ std::unique_ptr<Segment> Segment::open(std::string_view name) {
 }
 
 bool Segment::remove(std::string_view name) {
-  Cache::validate_name(name);
+  validate_name(name);
   return ::unlink(path(name).c_str()) == 0;
 }
 
 bool Segment::exists(std::string_view name) {
-  Cache::validate_name(name);
+  validate_name(name);
   struct stat st;
   return ::stat(path(name).c_str(), &st) == 0;
 }

@@ -3,7 +3,9 @@
 // Creation protocol (why no half-initialised segment is ever visible under its name):
 //  1. the creator builds the whole segment under a private temporary name
 //     ("pipecache.<name>.init-<pid>-<n>"), reserving its full size with posix_fallocate
-//     (so a full /dev/shm is an error now, not a SIGBUS later);
+//     (so a full /dev/shm is an error now, not a SIGBUS later); the segment writes its header,
+//     then runs the format step the layer above handed it (the store builds every mutex and
+//     lays out its stripes, namespaces and arena), then marks the header ready;
 //  2. it publishes it with link(2) to "pipecache.<name>", which fails with EEXIST if another
 //     creator won the race; then it unlinks the temporary name.
 // Openers therefore only ever see fully initialised segments. A creator killed during step 1
@@ -12,6 +14,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -38,6 +41,10 @@ struct Geometry {
   std::uint64_t slots_off = 0, namespaces_off = 0, stripes_off = 0, buckets_off = 0,
                 visited_off = 0, arena_off = 0, arena_bytes = 0, total_bytes = 0;
 };
+// Segment names: 1 to 64 of [A-Za-z0-9._-] (a file name in /dev/shm, never a path). Throws
+// Error naming the problem. Cache::validate_name is this rule.
+void validate_name(std::string_view name);
+
 // Validates the options (Error naming the problem) and lays the segment out.
 Geometry plan_geometry(const Options& options);
 
@@ -47,8 +54,10 @@ class Segment {
   Segment(const Segment&) = delete;
   Segment& operator=(const Segment&) = delete;
 
+  // Runs between reservation and publication (step 1 above) on the still private segment.
+  using FormatStep = std::function<void(Segment&)>;
   // nullptr when the name exists already (create_only semantics are the caller's choice).
-  static std::unique_ptr<Segment> create(const Options& options);
+  static std::unique_ptr<Segment> create(const Options& options, const FormatStep& format);
   static std::unique_ptr<Segment> open(std::string_view name);
   static bool remove(std::string_view name);
   static bool exists(std::string_view name);
@@ -80,7 +89,7 @@ class Segment {
   T* at(std::uint64_t off) const noexcept {
     return reinterpret_cast<T*>(base_ + off);
   }
-  static void initialise(char* base, const Geometry& g, const Options& options);
+  static void write_header(char* base, const Geometry& g, const Options& options);
 
   std::string name_;
   std::unique_ptr<boost::interprocess::mapped_region> region_;

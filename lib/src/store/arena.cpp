@@ -28,11 +28,6 @@ std::uint32_t Arena::bin_floor(unsigned bin) noexcept {
   return (4u + sl) << (fl - 2);
 }
 
-void Arena::format(Header& h, char* base, std::uint64_t arena_bytes) {
-  Arena a(h, base, arena_bytes, nullptr, nullptr);
-  a.reset();
-}
-
 void Arena::reset() noexcept {
   std::memset(a_->bin_map, 0, sizeof a_->bin_map);
   std::memset(a_->bin_head, 0, sizeof a_->bin_head);
@@ -42,11 +37,10 @@ void Arena::reset() noexcept {
   a_->entries.store(0, kRelaxed);
   a_->free_bytes.store(0, kRelaxed);
   a_->free_blocks.store(0, kRelaxed);
-  if (ns_)
-    for (unsigned i = 0; i < kMaxNamespaces; ++i) {
-      ns_[i].entries.store(0, kRelaxed);
-      ns_[i].live.store(0, kRelaxed);
-    }
+  for (unsigned i = 0; i < kMaxNamespaces; ++i) {
+    ns_[i].entries.store(0, kRelaxed);
+    ns_[i].live.store(0, kRelaxed);
+  }
   std::uint32_t size = end_ - kFirstUnit;
   write_free(kFirstUnit, size, 0);
   bin_insert(kFirstUnit, size);

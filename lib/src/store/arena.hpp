@@ -38,16 +38,14 @@ inline constexpr std::uint32_t kFirstUnit = kCacheLine / kUnit;
 class Arena {
  public:
   Arena() = default;
-  Arena(Header& h, char* base, std::uint64_t arena_bytes, std::atomic<std::uint64_t>* visited,
-        Namespace* namespaces)
-      : h_(&h), a_(&h.arena), base_(base), visited_(visited), ns_(namespaces),
-        end_(static_cast<std::uint32_t>(arena_bytes / kUnit)) {}
   // The arena of a mapped segment, sized by its validated geometry (not the live header).
   explicit Arena(const Segment& seg)
-      : Arena(seg.header(), seg.arena(), seg.geometry().arena_bytes, seg.visited(), seg.namespaces()) {}
-
-  // Creator only: one free block over the whole arena.
-  static void format(Header& h, char* base, std::uint64_t arena_bytes);
+      : h_(&seg.header()),
+        a_(&seg.header().arena),
+        base_(seg.arena()),
+        visited_(seg.visited()),
+        ns_(seg.namespaces()),
+        end_(static_cast<std::uint32_t>(seg.geometry().arena_bytes / kUnit)) {}
 
   static std::uint32_t units_for(std::uint64_t bytes) noexcept {
     return static_cast<std::uint32_t>((bytes + kUnit - 1) / kUnit);
@@ -70,7 +68,8 @@ class Arena {
   // O(1) invalidation of a namespace: entries of older generations become misses and are
   // reclaimed lazily. Returns how many live entries that made unreachable.
   std::uint64_t bump_generation(unsigned ns) noexcept;
-  // Reformats: everything free. REQUIRES all stripe locks held too (Table::clear).
+  // Reformats: everything free. REQUIRES all stripe locks held too (Table::clear), or a
+  // segment not yet published (Table::format).
   void reset() noexcept;
   // Checks A1-A5, the free lists and the visitable header of every used block, reporting each
   // violation in words to problem(); `stripes` bounds the owner stripe of a used block.
@@ -101,13 +100,10 @@ class Arena {
     return __atomic_load_n(&entry(off)->word0, __ATOMIC_RELAXED);
   }
 
-  // Visited bits: one per 4 arena units (32 bytes), indexed by block start; blocks are at least
-  // kMinBlockUnits (6) long, so no two blocks start in one 32-byte region and each has its own
-  // bit (0.4% of the arena). A reader may set the bit of a block freed and reused meanwhile:
-  // that marks another entry visited (an eviction-order blemish), never corrupts memory —
-  // why the bits live outside the blocks.
-  static constexpr unsigned kVisitedShift = 2;
-  static_assert(kMinBlockUnits >= (1u << kVisitedShift));
+  // Visited bits (layout.hpp kVisitedShift): one per 32 arena bytes, indexed by block start,
+  // each block its own bit (0.4% of the arena). A reader may set the bit of a block freed and
+  // reused meanwhile: that marks another entry visited (an eviction-order blemish), never
+  // corrupts memory — why the bits live outside the blocks.
   bool visited(std::uint32_t off) const noexcept {
     std::uint32_t b = off >> kVisitedShift;
     return (visited_[b / 64].load(std::memory_order_relaxed) >> (b % 64)) & 1;

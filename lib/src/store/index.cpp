@@ -35,6 +35,14 @@ Table::Table(Segment& segment)
       stripe_shift_(segment.geometry().stripe_shift),
       bps_(segment.geometry().buckets_per_stripe) {}
 
+void Table::format(Segment& seg) {
+  init_robust_mutex(seg.header().registry_lock);
+  init_robust_mutex(seg.header().arena.lock);
+  for (std::uint32_t i = 0; i < seg.geometry().stripes; ++i) init_robust_mutex(seg.stripes()[i].mutex);
+  seg.namespaces()[0].state.store(kNsReady, std::memory_order_release);  // id 0: keys without a type
+  Arena(seg).reset();
+}
+
 std::uint64_t Table::hash(std::string_view key) const noexcept { return hash_key(key); }
 
 bool Table::corrupt() const noexcept { return h_.corrupt.load(kRelaxed) != 0; }

@@ -64,6 +64,9 @@ inline void count(Counters c, StoreCounter which, std::uint64_t n = 1) noexcept 
 class Table {
  public:
   explicit Table(Segment& segment);
+  // The format step of Segment::create: lays out an empty table (every mutex of the segment,
+  // namespace 0, one free block over the arena) in a segment not yet published.
+  static void format(Segment& segment);
 
   std::uint64_t hash(std::string_view key) const noexcept;
   bool get(std::string_view key, std::uint64_t h, std::string& out, std::uint16_t* flags, Counters c);
