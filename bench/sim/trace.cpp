@@ -55,4 +55,10 @@ Trace load_trace(const std::string& path) {
   return trace;
 }
 
+bool Trace::fixed_size() const {
+  for (std::uint64_t s : request_sizes)
+    if (s != request_sizes.front()) return false;
+  return true;
+}
+
 }  // namespace bench

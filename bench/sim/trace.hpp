@@ -18,6 +18,8 @@ struct Trace {
   // Bytes to hold every distinct key once (key + its largest value + overhead each): the
   // "footprint" budgets are given as fractions of.
   std::uint64_t footprint(std::uint64_t overhead_per_entry) const;
+  // Every request of the same size (the eviction goals differ for fixed and varied sizes).
+  bool fixed_size() const;
 };
 
 // Throws std::runtime_error naming the file and line on a malformed line.

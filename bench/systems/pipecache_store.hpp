@@ -2,8 +2,9 @@
 //   "pipecache"       get(key, out): a validated copy into the caller's reused buffer
 //   "pipecache-visit" visit(key, reader): a view into the segment, no copy of the value;
 //                     the checks run inside the reader (under the stripe lock)
-// The parent creates a fresh segment per workload (TTL 0: nothing expires mid-run); each
-// worker opens it by name after fork, as a prefork worker would.
+// The parent creates a fresh segment per workload; each worker opens it by name after fork, as
+// a prefork worker would. Every entry carries a TTL (kTtl), as a response cache's entries do,
+// so each hit pays its expiry check; one hour, so nothing expires mid-run.
 #pragma once
 
 #include "systems/system.hpp"
@@ -22,6 +23,7 @@ class PipecacheSystem {
   static constexpr const char* kName = kVisit ? "pipecache-visit" : "pipecache";
   static constexpr bool kZeroCopy = kVisit;
   static constexpr bool kRemote = false;
+  static constexpr std::chrono::milliseconds kTtl{3'600'000};
 
   PipecacheSystem(const Dataset& data, const Environment& env)
       : name_(env.segment_prefix + (kVisit ? "-pcv-" : "-pc-") + data.workload.name) {
@@ -32,7 +34,7 @@ class PipecacheSystem {
     options.default_ttl = std::chrono::milliseconds(0);
     pipecache::Cache cache = pipecache::Cache::create(options);
     preload(data, [&](std::string_view k, std::string_view v) {
-      cache.put(k, v, std::chrono::milliseconds(0), 0);
+      cache.put(k, v, kTtl, 0);
     });
   }
   ~PipecacheSystem() { pipecache::Cache::remove(name_); }
@@ -55,7 +57,7 @@ class PipecacheSystem {
       }
     }
     bool write(std::string_view key, std::string_view value) {
-      return cache_.put(key, value, std::chrono::milliseconds(0), 0);
+      return cache_.put(key, value, kTtl, 0);
     }
     pipecache::Cache& cache() { return cache_; }
 
