@@ -182,6 +182,50 @@ TEST_CASE("data_change_rules_invalidate_the_seeded_types") {
   CHECK(Generations::of(p).since(g0).whats_next == 4);
 }
 
+// Each change the design names, and what it must invalidate (and nothing else): the seeded
+// policies' triggers plus the seeded rules.
+TEST_CASE("every_trigger_of_the_design_invalidates_exactly_its_types") {
+  const std::string name = testing::unique_name("pl-trig");
+  testing::SegmentGuard guard(name);
+  const PipelineConfig cfg = small_config(name);
+  Pipeline p(cfg);
+  struct Expect {
+    const char* change;
+    int whats_next, events, settings;
+  };
+  const Expect table[] = {
+      {"calendar_sync", 1, 1, 0},    {"data_refresh", 1, 1, 0},   {"settings_update", 1, 0, 1},
+      {"settings_change", 1, 0, 1},  {"layout_change", 1, 0, 0},  {"navigation_change", 1, 0, 0},
+      {"no_such_change", 0, 0, 0},
+  };
+  for (const Expect& e : table) {
+    INFO(e.change);
+    fill(p, "whats_next_data", 3);
+    fill(p, "events_by_range", 3);
+    fill(p, "settings_get", 3);
+    fill(p, "unrelated_type", 3);
+    const Generations g0 = Generations::of(p);
+    const auto other0 = generation_of(p, "unrelated_type");
+    p.handle_data_change(e.change);
+    const Generations d = Generations::of(p).since(g0);
+    CHECK(d.whats_next == static_cast<std::uint64_t>(e.whats_next));
+    CHECK(d.events == static_cast<std::uint64_t>(e.events));
+    CHECK(d.settings == static_cast<std::uint64_t>(e.settings));
+    CHECK(generation_of(p, "unrelated_type") == other0);
+    // End to end: another process now recomputes exactly the invalidated types.
+    CHECK(computes_in_child(cfg, "whats_next_data", 3) == 3 * e.whats_next);
+    CHECK(computes_in_child(cfg, "events_by_range", 3) == 3 * e.events);
+    CHECK(computes_in_child(cfg, "settings_get", 3) == 3 * e.settings);
+    CHECK(computes_in_child(cfg, "unrelated_type", 3) == 0);
+  }
+  // The seeded policies carry the lists.
+  using V = std::vector<std::string>;
+  CHECK(p.policy("whats_next_data").invalidation_triggers ==
+        V{"calendar_sync", "data_refresh", "settings_update"});
+  CHECK(p.policy("events_by_range").invalidation_triggers == V{"calendar_sync", "data_refresh"});
+  CHECK(p.policy("settings_get").invalidation_triggers == V{"settings_update"});
+}
+
 TEST_CASE("rules_and_policy_triggers_are_configurable") {
   const std::string name = testing::unique_name("pl-rules2");
   testing::SegmentGuard guard(name);

@@ -39,6 +39,42 @@
 
 namespace pipecache {
 
+// How a batch window treats requests with the same cache key.
+enum class BatchMerge : unsigned {
+  identical_keys,  // they share one slot: the batch handler sees the key once (the default)
+  none,            // every request has its own slot (a handler with per-request effects)
+};
+
+// A named set of batch options: the design's batch types. A policy names one
+// (RequestPolicy::batch_profile); a type naming none uses the config's batch_size and
+// batch_timeout with identical_keys.
+struct BatchProfile {
+  std::size_t batch_size = 10;                  // distinct slots per batch, >= 1
+  std::chrono::milliseconds batch_timeout{50};  // window, from its first request, >= 0
+  BatchMerge merge = BatchMerge::identical_keys;
+};
+
+struct RequestPolicy {
+  std::chrono::milliseconds ttl{0};  // fresh for this long; 0 = never expires
+  // Then served stale while one process refreshes (the holder of the key's lease: the
+  // others never wait, whatever `deduplicate` says), or when the refresh throws.
+  std::chrono::milliseconds stale_for{0};
+  // A miss waits for the process already computing the key instead of computing it again.
+  bool deduplicate = true;
+  bool batch_eligible = false;
+  std::vector<std::string> invalidation_triggers;  // change types that invalidate this type
+  // Additions. Keys carry the start of the current bucket of this length (0 = none).
+  std::chrono::seconds time_bucket{0};
+  // PipelineConfig::batch_profiles entry for this type's batches; "" = the config's
+  // batch_size / batch_timeout.
+  std::string batch_profile;
+  // Share of the type's keys that are cached, 0..100 (percent, 0.01 steps). Decided by a
+  // stable hash of the cache key, so one key is always or never cached; 0 turns caching off
+  // for the type (its requests run the handler directly, counted as `bypassed`). A runtime
+  // switch in the segment (Pipeline::set_type_switch, `pipectl rollout`) overrides it.
+  double rollout_percent = 100.0;
+};
+
 struct PipelineConfig {
   std::string segment_name = "default";
   bool enable_response_caching = true;
@@ -58,6 +94,17 @@ struct PipelineConfig {
   std::chrono::milliseconds default_stale_for{0};  // types without a policy
   std::size_t max_key_length = 250;                // longer keys are hashed (keys.hpp)
 
+  // Configuration without code (see README "Configuration file"). Per-type policies, applied
+  // over the seeded ones (a type named here gets exactly this policy).
+  std::map<std::string, RequestPolicy> policies;
+  // Change type -> patterns (Pipeline::invalidate forms), replacing a seeded rule of the same
+  // change; an empty list removes it.
+  std::map<std::string, std::vector<std::string>> invalidation_rules;
+  // The design's batch types, seeded: database_query 10 / 50 ms, event_processing 5 / 30 ms.
+  std::map<std::string, BatchProfile> batch_profiles = seed_batch_profiles();
+  // The file from_environment read (PIPECACHE_CONFIG_FILE), "" when none: for messages.
+  std::string config_file;
+
   // Reads PIPECACHE_<NAME> for each field, or the design's unprefixed name when the prefixed
   // one is absent (PIPECACHE_NAME, PIPECACHE_ENABLE_RESPONSE_CACHING / ENABLE_RESPONSE_CACHING,
   // CACHE_TTL_SECONDS, CACHE_MAX_SIZE, CACHE_MEMORY_LIMIT_MB, ENABLE_REQUEST_BATCHING,
@@ -65,22 +112,25 @@ struct PipelineConfig {
   // PIPECACHE_LEASE_TIME, PIPECACHE_DEDUP_MAX_WAIT, PIPECACHE_STALE_FOR,
   // PIPECACHE_MAX_KEY_LENGTH). Absent variables keep the defaults above. A malformed or
   // out-of-range value (an empty one included) throws Error naming the variable and value.
+  //
+  // Before the variables, PIPECACHE_CONFIG_FILE (when set) names a JSON file read with
+  // from_file's rules; variables override the file. Per-type variables, over both:
+  //   PIPECACHE_POLICY_<type>="ttl=60s; stale_for=10s; deduplicate=on; batch=database_query;
+  //                            triggers=calendar_sync,data_refresh; rollout=10%"
+  //   PIPECACHE_BATCH_<profile>="size=10; timeout=50ms; merge=identical_keys"
+  //   PIPECACHE_RULE_<change>="whats_next_*,events_by_range:*"
+  // (<type>, <profile>, <change> exactly as named; fields not given keep their values).
   static PipelineConfig from_environment();
+  // The defaults, then the JSON file at `path` (format: README "Configuration file"). An
+  // unreadable file, a syntax error, an unknown key or a malformed value throws Error naming
+  // the file, the line and the field.
+  static PipelineConfig from_file(const std::string& path);
+  // Applies the JSON file at `path` over this configuration (same errors as from_file).
+  void load_file(const std::string& path);
   // Throws Error naming the field when the configuration cannot work.
   void validate() const;
-};
-
-struct RequestPolicy {
-  std::chrono::milliseconds ttl{0};        // fresh for this long; 0 = never expires
-  // Then served stale while one process refreshes (the holder of the key's lease: the
-  // others never wait, whatever `deduplicate` says), or when the refresh throws.
-  std::chrono::milliseconds stale_for{0};
-  // A miss waits for the process already computing the key instead of computing it again.
-  bool deduplicate = true;
-  bool batch_eligible = false;
-  std::vector<std::string> invalidation_triggers;  // change types that invalidate this type
-  // Additions. Keys carry the start of the current bucket of this length (0 = none).
-  std::chrono::seconds time_bucket{0};
+  // database_query {10, 50 ms}, event_processing {5, 30 ms} (the design's batch types).
+  static std::map<std::string, BatchProfile> seed_batch_profiles();
 };
 
 // Why a request was answered without the cache (see the header comment).
@@ -189,6 +239,8 @@ class Pipeline {
   std::string process_request(std::string_view request_type, const Params& params,
                               const Handler& handler);
 
+  // Throws Error (naming the field) for a policy validate() would reject: a negative
+  // duration, a rollout outside 0..100, a batch_profile the config does not define.
   void set_policy(std::string request_type, RequestPolicy policy);
   // The policy process_request applies to the type (the config's default for unknown types).
   RequestPolicy policy(std::string_view request_type) const;
@@ -230,8 +282,11 @@ class Pipeline {
   // looked at first and cross-process de-duplication applies as always (only the process
   // that holds a key's lease computes it); that computation then joins the type's open
   // window, and the window's requests are answered by ONE call of `handler` with their
-  // params. A window closes when it holds config().batch_size distinct keys or
-  // config().batch_timeout after it opened, whichever first. Each value is stored in the
+  // params. A window closes when it holds batch_size distinct keys or batch_timeout after it
+  // opened, whichever first: the options of the policy's batch_profile, else
+  // config().batch_size and config().batch_timeout (10 / 50 ms, the design's database_query,
+  // for the seeded types), as the policy stands when the handler is registered. With the
+  // profile's merge = none, requests with one key take a slot each. Each value is stored in the
   // cache with the type's TTL and stale window, as a handler's value would be.
   //
   // If `handler` throws or returns a number of values other than the number of params, the

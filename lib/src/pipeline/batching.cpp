@@ -31,8 +31,11 @@ std::string describe(const std::exception_ptr& error) {
 }  // namespace
 
 BatchLane::BatchLane(std::string request_type, Pipeline::BatchHandler handler,
-                     BatcherOptions options)
-    : request_type_(std::move(request_type)), handler_(std::move(handler)), options_(options) {}
+                     const BatchProfile& options)
+    : request_type_(std::move(request_type)),
+      handler_(std::move(handler)),
+      options_(BatcherOptions{options.batch_size, options.batch_timeout}),
+      merge_(options.merge) {}
 
 BatchLane::~BatchLane() {
   // The current Batcher first: draining it may still run this lane's functions.
@@ -59,7 +62,10 @@ std::string BatchLane::compute(Cache& cache, int ns, std::string_view key, const
     return handler();
   }
   cache.record(ns, NsCounter::batchable_requests);  // invariant 4: before load()
-  return batcher->load(BatchItem{std::string(key), &params, &handler});
+  const std::uint64_t slot = merge_ == BatchMerge::none
+                                 ? next_slot_.fetch_add(1, std::memory_order_relaxed) + 1
+                                 : 0;
+  return batcher->load(BatchItem{std::string(key), &params, &handler, slot});
 }
 
 ItemBatcher& BatchLane::batcher_here(Cache& cache, int ns) {
@@ -122,13 +128,14 @@ void BatchLane::log_failure(const BatchReport& report) const noexcept {
   }
 }
 
-void BatchLanes::set(std::string request_type, Pipeline::BatchHandler handler) {
+void BatchLanes::set(std::string request_type, Pipeline::BatchHandler handler,
+                     const BatchProfile& options) {
   std::shared_ptr<BatchLane> replaced;  // released after the lock: its drain may take a window
   std::unique_lock lock(mu_);
   auto it = lanes_.find(request_type);
   if (it != lanes_.end()) replaced = std::move(it->second);
   if (handler) {
-    auto lane = std::make_shared<BatchLane>(request_type, std::move(handler), options_);
+    auto lane = std::make_shared<BatchLane>(request_type, std::move(handler), options);
     lanes_.insert_or_assign(std::move(request_type), std::move(lane));
   } else if (it != lanes_.end()) {
     lanes_.erase(it);

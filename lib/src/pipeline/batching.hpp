@@ -51,15 +51,20 @@ struct BatchItem {
   std::string key;  // the cache key: identity of the request (invariant 2)
   const Params* params = nullptr;
   const Pipeline::Handler* handler = nullptr;
+  // 0 with BatchMerge::identical_keys (same key, same slot); unique per request with
+  // BatchMerge::none, so that no two requests share a slot.
+  std::uint64_t slot = 0;
 };
 
 struct BatchItemHash {
   std::size_t operator()(const BatchItem& item) const noexcept {
-    return std::hash<std::string>{}(item.key);
+    return std::hash<std::string>{}(item.key) ^ std::hash<std::uint64_t>{}(item.slot);
   }
 };
 struct BatchItemEqual {
-  bool operator()(const BatchItem& a, const BatchItem& b) const noexcept { return a.key == b.key; }
+  bool operator()(const BatchItem& a, const BatchItem& b) const noexcept {
+    return a.slot == b.slot && a.key == b.key;
+  }
 };
 
 using ItemBatcher = Batcher<BatchItem, std::string, BatchItemHash, BatchItemEqual>;
@@ -67,7 +72,7 @@ using ItemBatcher = Batcher<BatchItem, std::string, BatchItemHash, BatchItemEqua
 // One request type's batch handler and its per-process Batchers.
 class BatchLane {
  public:
-  BatchLane(std::string request_type, Pipeline::BatchHandler handler, BatcherOptions options);
+  BatchLane(std::string request_type, Pipeline::BatchHandler handler, const BatchProfile& options);
   ~BatchLane();
   BatchLane(const BatchLane&) = delete;
   BatchLane& operator=(const BatchLane&) = delete;
@@ -94,6 +99,8 @@ class BatchLane {
   const std::string request_type_;
   const Pipeline::BatchHandler handler_;
   const BatcherOptions options_;
+  const BatchMerge merge_;
+  std::atomic<std::uint64_t> next_slot_{0};  // BatchMerge::none: a slot per request
   // Published with release by the thread that built it; acquire by users.
   std::atomic<ProcessBatcher*> current_{nullptr};
   // Logged once per lane and cause: a failing database must not flood the server's log.
@@ -108,10 +115,11 @@ class BatchLane {
 // to look up or replace an entry, never while a batch or handler runs.
 class BatchLanes {
  public:
-  explicit BatchLanes(BatcherOptions options) : options_(options) {}
+  BatchLanes() = default;
 
-  // Registers (replaces) the type's batch handler; an empty handler removes it.
-  void set(std::string request_type, Pipeline::BatchHandler handler);
+  // Registers (replaces) the type's batch handler, batching with `options` (the type's batch
+  // profile); an empty handler removes it.
+  void set(std::string request_type, Pipeline::BatchHandler handler, const BatchProfile& options);
   // The type's lane, or null. Cheap (one relaxed load) while nothing is registered.
   std::shared_ptr<BatchLane> find(std::string_view request_type) const;
 
@@ -123,7 +131,6 @@ class BatchLanes {
     }
   };
 
-  const BatcherOptions options_;
   std::atomic<bool> any_{false};  // lanes_ is not empty (mirrors it; set under mu_)
   mutable std::shared_mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<BatchLane>, Hash, std::equal_to<>>

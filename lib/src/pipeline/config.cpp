@@ -6,15 +6,27 @@
 #include <pipecache/pipeline.hpp>
 #include <pipecache/units.hpp>
 
+#include "pipeline/config_fields.hpp"
+
 #include <fmt/format.h>
 
 #include <cerrno>
 #include <charconv>
 #include <cstdlib>
 #include <limits>
+#include <memory>
 #include <optional>
 
+extern char** environ;
+
 namespace pipecache {
+namespace detail {
+struct ConfigFile;
+std::shared_ptr<ConfigFile> open_config_file(const std::string& path);
+void apply_file_globals(PipelineConfig& c, const ConfigFile& f);
+void apply_file_sections(PipelineConfig& c, const ConfigFile& f);
+}  // namespace detail
+
 namespace {
 
 struct EnvValue {
@@ -81,10 +93,54 @@ bool parse_flag(const EnvValue& env) {
   return parse_named(env, [](std::string_view t, std::string_view w) { return parse_bool(t, w); });
 }
 
-}  // namespace
+// Variables PIPECACHE_<family>_<name>, in the order the environment lists them.
+std::vector<EnvValue> family(std::string_view prefix) {
+  std::vector<EnvValue> out;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    const std::string_view entry(*e);
+    const std::size_t eq = entry.find('=');
+    if (eq == std::string_view::npos || entry.compare(0, prefix.size(), prefix) != 0) continue;
+    out.push_back(EnvValue{std::string(entry.substr(0, eq)), std::string(entry.substr(eq + 1))});
+  }
+  return out;
+}
 
-PipelineConfig PipelineConfig::from_environment() {
-  PipelineConfig c;
+std::string member_name(const EnvValue& env, std::string_view prefix) {
+  std::string name = env.variable.substr(prefix.size());
+  if (name.empty()) fail(env, "the variable names no type (PIPECACHE_POLICY_<type>)");
+  return name;
+}
+
+// PIPECACHE_BATCH_<profile>, PIPECACHE_POLICY_<type>, PIPECACHE_RULE_<change>: after the
+// file's sections, so the environment wins.
+void read_environment_sections(PipelineConfig& c) {
+  for (const EnvValue& env : family("PIPECACHE_BATCH_")) {
+    if (env.variable == "PIPECACHE_BATCH_SIZE" || env.variable == "PIPECACHE_BATCH_TIMEOUT_MS") continue;
+    const detail::Origin origin{fmt::format("environment variable {}", env.variable)};
+    const std::string name = member_name(env, "PIPECACHE_BATCH_");
+    BatchProfile profile;
+    if (auto it = c.batch_profiles.find(name); it != c.batch_profiles.end()) profile = it->second;
+    for (const auto& [field, text] : detail::split_spec(env.text, origin)) {
+      detail::set_profile_field(profile, field, detail::FieldValue{text, {}, false}, origin, field);
+    }
+    c.batch_profiles[name] = profile;
+  }
+  for (const EnvValue& env : family("PIPECACHE_POLICY_")) {
+    const detail::Origin origin{fmt::format("environment variable {}", env.variable)};
+    const std::string type = member_name(env, "PIPECACHE_POLICY_");
+    RequestPolicy policy = detail::base_policy(c, type);
+    for (const auto& [field, text] : detail::split_spec(env.text, origin)) {
+      detail::set_policy_field(policy, field, detail::FieldValue{text, {}, false}, origin, field);
+    }
+    c.policies[type] = std::move(policy);
+  }
+  for (const EnvValue& env : family("PIPECACHE_RULE_")) {
+    // An empty value removes the rule (the one place an empty value means something).
+    c.invalidation_rules[member_name(env, "PIPECACHE_RULE_")] = detail::split_list(env.text);
+  }
+}
+
+void read_environment_globals(PipelineConfig& c) {
   if (auto e = lookup("PIPECACHE_NAME", nullptr)) {
     if (e->text.empty()) fail(*e, "empty value");
     try {
@@ -132,8 +188,32 @@ PipelineConfig PipelineConfig::from_environment() {
   if (auto e = lookup("PIPECACHE_MAX_KEY_LENGTH", nullptr)) {
     c.max_key_length = parse_count(*e, 64, 1u << 16);
   }
+}
+
+}  // namespace
+
+PipelineConfig PipelineConfig::from_environment() {
+  PipelineConfig c;
+  std::shared_ptr<detail::ConfigFile> file;
+  if (auto e = lookup("PIPECACHE_CONFIG_FILE", nullptr)) {
+    if (e->text.empty()) fail(*e, "empty value");
+    file = detail::open_config_file(e->text);
+    c.config_file = e->text;
+    detail::apply_file_globals(c, *file);
+  }
+  read_environment_globals(c);
+  if (file) detail::apply_file_sections(c, *file);
+  read_environment_sections(c);
   c.validate();
   return c;
+}
+
+std::map<std::string, BatchProfile> PipelineConfig::seed_batch_profiles() {
+  using std::chrono::milliseconds;
+  return {
+      {"database_query", BatchProfile{10, milliseconds(50), BatchMerge::identical_keys}},
+      {"event_processing", BatchProfile{5, milliseconds(30), BatchMerge::identical_keys}},
+  };
 }
 
 void PipelineConfig::validate() const {
@@ -154,6 +234,31 @@ void PipelineConfig::validate() const {
   if (dedup_max_wait.count() <= 0) bad("dedup_max_wait", "must be positive");
   if (default_stale_for.count() < 0) bad("default_stale_for", "must not be negative");
   if (max_key_length < 64) bad("max_key_length", "must be at least 64");
+  for (const auto& [name, profile] : batch_profiles) {
+    const std::string field = fmt::format("batch_profiles.{}", name);
+    if (name.empty()) bad("batch_profiles", "has an empty name");
+    if (profile.batch_size == 0) bad(field + ".batch_size", "must be at least 1");
+    if (profile.batch_timeout.count() < 0) bad(field + ".batch_timeout", "must not be negative");
+  }
+  for (const auto& [type, p] : policies) {
+    const std::string field = fmt::format("policies.{}", type);
+    if (type.empty()) bad("policies", "has an empty request type");
+    if (p.ttl.count() < 0) bad(field + ".ttl", "must not be negative");
+    if (p.stale_for.count() < 0) bad(field + ".stale_for", "must not be negative");
+    if (p.time_bucket.count() < 0) bad(field + ".time_bucket", "must not be negative");
+    if (!(p.rollout_percent >= 0 && p.rollout_percent <= 100)) {
+      bad(field + ".rollout", "must be between 0% and 100%");
+    }
+    if (!p.batch_profile.empty() && batch_profiles.count(p.batch_profile) == 0) {
+      bad(field + ".batch_profile", fmt::format("names no batch profile ('{}')", p.batch_profile));
+    }
+  }
+  for (const auto& [change, patterns] : invalidation_rules) {
+    if (change.empty()) bad("invalidation_rules", "has an empty change name");
+    for (const auto& p : patterns) {
+      if (p.empty()) bad(fmt::format("invalidation_rules.{}", change), "has an empty pattern");
+    }
+  }
 }
 
 }  // namespace pipecache

@@ -51,9 +51,7 @@ LatencySummary summarize(const Histogram& h) {
 
 struct Pipeline::Impl {
   explicit Impl(PipelineConfig c)
-      : config(std::move(c)),
-        policies(config),
-        batch_lanes(BatcherOptions{config.batch_size, config.batch_timeout}) {}
+      : config(std::move(c)), policies(config) {}
 
   PipelineConfig config;
   detail::PolicyTable policies;
@@ -185,6 +183,57 @@ struct Pipeline::Impl {
     return call.handler();
   }
 
+  // Every pattern a change invalidates: its rule, and "<type>:*" for each policy that names
+  // it among its invalidation_triggers.
+  std::set<std::string> patterns_for(std::string_view change_type) const {
+    std::set<std::string> patterns;
+    {
+      std::lock_guard lock(rules_mu);
+      if (auto it = rules.find(change_type); it != rules.end()) {
+        patterns.insert(it->second.begin(), it->second.end());
+      }
+    }
+    for (const auto& state : policies.all()) {
+      const auto& triggers = state->policy.invalidation_triggers;
+      if (std::find(triggers.begin(), triggers.end(), change_type) != triggers.end()) {
+        patterns.insert(escape_request_type(state->request_type) + ":*");
+      }
+    }
+    return patterns;
+  }
+
+  // Invalidates every pattern, each namespace once however many patterns select it (a rule's
+  // "whats_next_*" and a trigger's "whats_next_data:*" are one generation bump, not two).
+  // Returns how many entries the store dropped.
+  std::size_t invalidate_patterns(const std::set<std::string>& patterns) {
+    Cache* c = acquire_cache();
+    if (c == nullptr) return 0;  // nothing is cached while the segment is unavailable
+    std::set<std::string> namespace_globs;
+    std::set<std::string> scans;
+    std::size_t removed = 0;
+    for (const auto& pattern : patterns) {
+      try {
+        auto plan = detail::plan_invalidation(pattern, [&] { return segment_namespaces(*c); });
+        namespace_globs.insert(plan.namespace_globs.begin(), plan.namespace_globs.end());
+        if (plan.scan) scans.insert(pattern);
+      } catch (const std::exception& e) {
+        fallbacks.log_once(FallbackCause::store_error,
+                           fmt::format("invalidate '{}': {}", pattern, e.what()));
+      }
+    }
+    auto apply = [&](const std::string& glob) {
+      try {
+        removed += c->invalidate(glob);
+      } catch (const std::exception& e) {
+        fallbacks.log_once(FallbackCause::store_error,
+                           fmt::format("invalidate '{}': {}", glob, e.what()));
+      }
+    };
+    for (const auto& glob : namespace_globs) apply(glob);
+    for (const auto& glob : scans) apply(glob);
+    return removed;
+  }
+
   detail::BatchLanes batch_lanes;  // last: see the locking note at the top
 };
 
@@ -193,6 +242,13 @@ Pipeline::Pipeline(PipelineConfig config) {
   impl_ = std::make_unique<Impl>(std::move(config));
   for (auto& [change, patterns] : detail::seed_invalidation_rules()) {
     impl_->rules.emplace(change, std::move(patterns));
+  }
+  for (const auto& [change, patterns] : impl_->config.invalidation_rules) {
+    if (patterns.empty()) {
+      impl_->rules.erase(change);
+    } else {
+      impl_->rules.insert_or_assign(change, patterns);
+    }
   }
   if (!impl_->config.enable_response_caching) {
     impl_->fallbacks.log_once(FallbackCause::caching_disabled,
@@ -214,8 +270,11 @@ std::string Pipeline::process_request(std::string_view request_type, const Param
     return handler();
   }
   const auto type = m.policies.find(request_type);
+  const std::uint32_t share = type->rollout_bp;
+  if (share == 0) return handler();  // caching is off for the type
   const int ns = Impl::resolve_namespace(*c, *type);
   const std::string key = m.key_for(*type, params, c);
+  if (share < detail::kRolloutAll && !detail::in_rollout(key, share)) return handler();
 
   if (!type->batch) {
     const detail::RequestScope scope{*c, ns, *type, key, handler,
@@ -231,6 +290,10 @@ std::string Pipeline::process_request(std::string_view request_type, const Param
 }
 
 void Pipeline::set_policy(std::string request_type, RequestPolicy policy) {
+  PipelineConfig probe;  // the checks of validate(), for this one policy
+  probe.batch_profiles = impl_->config.batch_profiles;
+  probe.policies.emplace(request_type, policy);
+  probe.validate();
   impl_->policies.set(std::move(request_type), std::move(policy));
 }
 
@@ -239,37 +302,11 @@ RequestPolicy Pipeline::policy(std::string_view request_type) const {
 }
 
 std::size_t Pipeline::invalidate(std::string_view pattern) {
-  Impl& m = *impl_;
-  Cache* c = m.acquire_cache();
-  if (c == nullptr) return 0;  // nothing is cached while the segment is unavailable
-  std::size_t removed = 0;
-  try {
-    const auto plan =
-        detail::plan_invalidation(pattern, [&] { return m.segment_namespaces(*c); });
-    for (const auto& glob : plan.namespace_globs) removed += c->invalidate(glob);
-    if (plan.scan) removed += c->invalidate(pattern);
-  } catch (const std::exception& e) {
-    m.fallbacks.log_once(FallbackCause::store_error,
-                         fmt::format("invalidate '{}': {}", pattern, e.what()));
-  }
-  return removed;
+  return impl_->invalidate_patterns({std::string(pattern)});
 }
 
 void Pipeline::handle_data_change(std::string_view change_type) {
-  std::set<std::string> patterns;
-  {
-    std::lock_guard lock(impl_->rules_mu);
-    if (auto it = impl_->rules.find(change_type); it != impl_->rules.end()) {
-      patterns.insert(it->second.begin(), it->second.end());
-    }
-  }
-  for (const auto& state : impl_->policies.all()) {
-    const auto& triggers = state->policy.invalidation_triggers;
-    if (std::find(triggers.begin(), triggers.end(), change_type) != triggers.end()) {
-      patterns.insert(escape_request_type(state->request_type) + ":*");
-    }
-  }
-  for (const auto& p : patterns) invalidate(p);
+  impl_->invalidate_patterns(impl_->patterns_for(change_type));
 }
 
 void Pipeline::set_invalidation_rule(std::string change_type, std::vector<std::string> patterns) {
@@ -348,7 +385,8 @@ void Pipeline::set_batch_handler(BatchRoute route) {
 }
 
 void Pipeline::register_batch_handler(std::string request_type, BatchHandler handler) {
-  impl_->batch_lanes.set(std::move(request_type), std::move(handler));
+  const auto type = impl_->policies.find(request_type);
+  impl_->batch_lanes.set(std::move(request_type), std::move(handler), type->batch_options);
 }
 
 PipelineStats Pipeline::stats() const {

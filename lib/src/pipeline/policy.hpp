@@ -25,19 +25,31 @@ namespace pipecache::detail {
 
 inline constexpr int kNamespaceUnresolved = -2;
 
+// Rollout shares are kept in basis points (1/100 of a percent): 10000 = every key.
+inline constexpr std::uint32_t kRolloutAll = 10000;
+std::uint32_t rollout_basis_points(double percent) noexcept;
+// Whether `key` is inside a share of `basis_points`: a hash of the key alone (seeded apart
+// from the store's hash, so the share does not follow stripes), so one key is always in or
+// always out, and a share of s keeps the keys of every smaller share.
+bool in_rollout(std::string_view key, std::uint32_t basis_points) noexcept;
+
 struct TypeState {
   std::string request_type;
   RequestPolicy policy;
   bool deduplicate = true;  // policy and config agree
   bool batch = false;       // policy and config agree
   KeyOptions key_options;
+  std::uint32_t rollout_bp = kRolloutAll;  // policy.rollout_percent in basis points
+  BatchProfile batch_options;              // the policy's profile, else the config's options
   // Namespace id in the open segment; kNamespaceUnresolved until first asked, -1 when the
   // segment's namespace table is full. Relaxed: any thread resolving it gets the same id.
   mutable std::atomic<int> ns_id{kNamespaceUnresolved};
 };
 
-// The design's seed policies (DESIGN.md section 4).
+// The design's seed policies (DESIGN.md section 4), with their invalidation triggers.
 std::vector<std::pair<std::string, RequestPolicy>> seed_policies();
+// The policy of a type nobody configured: the config's TTL and stale window.
+RequestPolicy default_policy(const PipelineConfig& config);
 // The design's seed rules: change type -> patterns for Pipeline::invalidate.
 std::map<std::string, std::vector<std::string>> seed_invalidation_rules();
 
