@@ -9,6 +9,7 @@
 
 #include <pipecache/cache.hpp>
 
+#include "segment/invalidation_log.hpp"
 #include "segment/segment.hpp"
 #include "stats/stats.hpp"
 #include "store/table.hpp"
@@ -171,8 +172,19 @@ bool Cache::erase(std::string_view key) {
   return impl_->table->erase(key, impl_->table->hash(key), impl_->counters());
 }
 
-std::size_t Cache::invalidate(std::string_view glob) { return impl_->table->invalidate(glob, impl_->counters()); }
-void Cache::clear() { impl_->table->clear(impl_->counters()); }
+std::size_t Cache::invalidate(std::string_view glob) {
+  std::size_t removed = impl_->table->invalidate(glob, impl_->counters());
+  detail::log_invalidation(impl_->seg->header().invalidations, glob, removed, /*clear=*/false);
+  return removed;
+}
+void Cache::clear() {
+  const std::uint64_t present = impl_->seg->header().arena.entries.load(std::memory_order_relaxed);
+  impl_->table->clear(impl_->counters());
+  detail::log_invalidation(impl_->seg->header().invalidations, "*", present, /*clear=*/true);
+}
+std::vector<InvalidationRecord> Cache::recent_invalidations() const {
+  return detail::read_invalidations(impl_->seg->header().invalidations);
+}
 std::size_t Cache::purge() { return impl_->table->purge(impl_->counters()); }
 
 LeaseResult Cache::try_lease(std::string_view key, std::chrono::milliseconds lease_time) {

@@ -15,12 +15,16 @@ TEST_SUITE("golden") {
     CHECK(hash_key("a") != hash_key("b"));
   }
   TEST_CASE("layout_is_pinned") {
-    CHECK(kLayoutVersion == 1);
+    CHECK(kLayoutVersion == 2);
     CHECK(sizeof(Entry) == 48);
     CHECK(sizeof(LeaseRecord) == 24);
     CHECK(sizeof(Stripe) == 64);
     CHECK(sizeof(Namespace) == 128);
     CHECK(offsetof(Header, arena) % 64 == 0);
+    CHECK(sizeof(InvalidationSlot) == 128);
+    CHECK(kInvalidationLogSize == 16);
+    CHECK(offsetof(Header, invalidations) % 64 == 0);
+    CHECK(sizeof(InvalidationLog) == 64 + 16 * 128);
     CHECK(kLayoutFingerprint == layout_fingerprint());
   }
 }

@@ -18,5 +18,6 @@ int run_inspect(const Invocation& invocation);
 int run_verify(const Invocation& invocation);
 int run_create(const Invocation& invocation);
 int run_destroy(const Invocation& invocation);
+int run_serve(const Invocation& invocation);
 
 }  // namespace pipectl

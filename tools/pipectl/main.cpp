@@ -31,6 +31,7 @@ const std::vector<Subcommand>& subcommands() {
       {"verify", "check every structural invariant of the segment", run_verify},
       {"create", "create a segment", run_create},
       {"destroy", "remove a segment's name", run_destroy},
+      {"serve", "HTTP: Prometheus /metrics, JSON /api/stats, live status page", run_serve},
   };
   return kAll;
 }

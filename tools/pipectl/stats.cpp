@@ -18,6 +18,7 @@
 #include "commands.hpp"
 #include "json_writer.hpp"
 #include "prometheus.hpp"
+#include "stats_report.hpp"
 #include "store_metrics.hpp"
 
 namespace pipectl {
@@ -155,8 +156,10 @@ void json_histogram(JsonWriter& j, const Histogram& h) {
   j.end_object();
 }
 
-std::string json_report(const std::string& name, const Stats& s) {
-  JsonWriter j;
+}  // namespace
+
+void write_stats_json(JsonWriter& j, const std::string& name, const Stats& s,
+                      const std::vector<pipecache::InvalidationRecord>* invalidations) {
   j.begin_object();
   j.member("segment", name);
   j.member("path", pipecache::Cache::path_of(name));
@@ -171,6 +174,7 @@ std::string json_report(const std::string& name, const Stats& s) {
   j.member("put_failures", s.put_failures);
   j.member("lock_recoveries", s.lock_recoveries);
   j.member("entries", s.entries);
+  j.member("stale_entries", s.stale_entries);
   j.member("max_entries", s.max_entries);
   j.member("bytes_used", s.bytes_used);
   j.member("byte_budget", s.byte_budget);
@@ -223,7 +227,27 @@ std::string json_report(const std::string& name, const Stats& s) {
     j.end_object();
   }
   j.end_array();
+  if (invalidations) {
+    j.key("recent_invalidations").begin_array();
+    for (const pipecache::InvalidationRecord& r : *invalidations) {
+      j.begin_object();
+      j.member("pattern", r.pattern);
+      j.member("unix_ms", r.unix_ms);
+      j.member("removed", r.removed);
+      j.member("clear", r.clear);
+      j.end_object();
+    }
+    j.end_array();
+  }
   j.end_object();
+}
+
+namespace {
+
+std::string json_report(const std::string& name, const Stats& s,
+                        const std::vector<pipecache::InvalidationRecord>& invalidations) {
+  JsonWriter j;
+  write_stats_json(j, name, s, &invalidations);
   return j.finish();
 }
 
@@ -248,7 +272,9 @@ int run_stats(const Invocation& invocation) {
   Stats s = cache.stats();
   switch (format) {
     case OutputFormat::text: write_stdout(text_report(name, s)); break;
-    case OutputFormat::json: write_stdout(json_report(name, s)); break;
+    case OutputFormat::json:
+      write_stdout(json_report(name, s, cache.recent_invalidations()));
+      break;
     case OutputFormat::prometheus: write_stdout(prometheus_report(name, s)); break;
   }
   return 0;

@@ -76,65 +76,81 @@ void prometheus_histogram(PrometheusWriter& p, const Labels& labels, const Histo
 }  // namespace
 
 void write_store_metrics(PrometheusWriter& p, const std::string& name, const Stats& s) {
+  write_store_metrics(p, std::vector<SegmentStats>{{name, s}});
+}
+
+void write_store_metrics(PrometheusWriter& p, const std::vector<SegmentStats>& segments) {
   using Type = PrometheusWriter::Type;
-  // Every series carries segment="<name>": a host may run several segments and the textfile
-  // collector merges all files into one scrape.
-  const Labels seg = {{"segment", name}};
+  // Every series carries segment="<name>": a host may run several segments, and one scrape
+  // (pipectl serve) or the textfile collector merges them. A family is declared once with the
+  // samples of every segment under it (invariant 1 of PrometheusWriter).
+  std::vector<Labels> segment_labels;
+  for (const SegmentStats& seg : segments) segment_labels.push_back({{"segment", seg.name}});
   // In the 0.0.4 text format a counter's TYPE line names the sample itself, _total included
   // (only OpenMetrics strips the suffix from the family name).
-  auto counter = [&](std::string_view family, std::string_view help, std::uint64_t v) {
+  auto counter = [&](std::string_view family, std::string_view help,
+                     std::uint64_t Stats::*field) {
     p.family(fmt::format("{}_total", family), Type::counter, help);
-    p.sample("", seg, v);
+    for (std::size_t i = 0; i < segments.size(); ++i) {
+      p.sample("", segment_labels[i], segments[i].stats.*field);
+    }
   };
-  auto gauge = [&](std::string_view family, std::string_view help, double v) {
+  auto gauge = [&](std::string_view family, std::string_view help, std::uint64_t Stats::*field,
+                   double scale = 1.0) {
     p.family(family, Type::gauge, help);
-    p.sample("", seg, v);
+    for (std::size_t i = 0; i < segments.size(); ++i) {
+      p.sample("", segment_labels[i], static_cast<double>(segments[i].stats.*field) * scale);
+    }
   };
-  counter("pipecache_hits", "Lookups that found a live value.", s.hits);
-  counter("pipecache_misses", "Lookups that found no live value.", s.misses);
-  counter("pipecache_inserts", "Puts that stored a new key.", s.inserts);
-  counter("pipecache_updates", "Puts that replaced the value of an existing key.", s.updates);
+  counter("pipecache_hits", "Lookups that found a live value.", &Stats::hits);
+  counter("pipecache_misses", "Lookups that found no live value.", &Stats::misses);
+  counter("pipecache_inserts", "Puts that stored a new key.", &Stats::inserts);
+  counter("pipecache_updates", "Puts that replaced the value of an existing key.",
+          &Stats::updates);
   counter("pipecache_evictions", "Entries removed to make room (byte budget or max entries).",
-          s.evictions);
-  counter("pipecache_expirations", "Expired entries reclaimed.", s.expirations);
+          &Stats::evictions);
+  counter("pipecache_expirations", "Expired entries reclaimed.", &Stats::expirations);
   counter("pipecache_invalidations", "Entries removed by erase, invalidate or clear.",
-          s.invalidations);
+          &Stats::invalidations);
   counter("pipecache_put_failures", "Writes dropped: no room could be made, or lock timeout.",
-          s.put_failures);
+          &Stats::put_failures);
   counter("pipecache_lock_recoveries",
-          "Robust mutexes found with a dead owner and repaired.", s.lock_recoveries);
-  gauge("pipecache_entries", "Entries stored.", static_cast<double>(s.entries));
+          "Robust mutexes found with a dead owner and repaired.", &Stats::lock_recoveries);
+  gauge("pipecache_entries", "Entries stored.", &Stats::entries);
   gauge("pipecache_max_entries", "Entry limit fixed at creation (0 = only the byte budget).",
-        static_cast<double>(s.max_entries));
+        &Stats::max_entries);
   gauge("pipecache_used_bytes", "Bytes of entries (headers, keys, values, alignment).",
-        static_cast<double>(s.bytes_used));
-  gauge("pipecache_budget_bytes", "Byte budget fixed at creation.",
-        static_cast<double>(s.byte_budget));
+        &Stats::bytes_used);
+  gauge("pipecache_budget_bytes", "Byte budget fixed at creation.", &Stats::byte_budget);
   gauge("pipecache_arena_bytes", "Memory holding entries (budget plus fragmentation slack).",
-        static_cast<double>(s.arena_bytes));
-  gauge("pipecache_free_bytes", "Arena bytes in free blocks.", static_cast<double>(s.free_bytes));
+        &Stats::arena_bytes);
+  gauge("pipecache_free_bytes", "Arena bytes in free blocks.", &Stats::free_bytes);
   gauge("pipecache_largest_free_block_bytes", "Largest free block of the arena.",
-        static_cast<double>(s.largest_free_block));
+        &Stats::largest_free_block);
   gauge("pipecache_fragmented_bytes",
         "Free bytes in blocks smaller than the largest allowed entry.",
-        static_cast<double>(s.fragmented_bytes));
-  gauge("pipecache_segment_bytes", "Size of the shared-memory segment.",
-        static_cast<double>(s.segment_bytes));
+        &Stats::fragmented_bytes);
+  gauge("pipecache_segment_bytes", "Size of the shared-memory segment.", &Stats::segment_bytes);
   gauge("pipecache_attached_processes", "Processes holding a process slot.",
-        static_cast<double>(s.attached_processes));
+        &Stats::attached_processes);
   gauge("pipecache_start_time_seconds", "Creation time of the segment, Unix seconds.",
-        static_cast<double>(s.created_unix_ms) / 1000.0);
-  gauge("pipecache_uptime_seconds", "Seconds since the segment was created.",
-        static_cast<double>(s.uptime_ms) / 1000.0);
+        &Stats::created_unix_ms, 1e-3);
+  gauge("pipecache_uptime_seconds", "Seconds since the segment was created.", &Stats::uptime_ms,
+        1e-3);
 
-  if (s.namespaces.empty()) return;
-
-  // Per request type: one family per counter, labelled type="<request type>".
-  std::vector<Labels> type_labels;
-  type_labels.reserve(s.namespaces.size());
-  for (const NamespaceStats& ns : s.namespaces) {
-    type_labels.push_back({{"segment", name}, {"type", ns.name}});
+  // Per request type: one family per counter, labelled type="<request type>". A family only
+  // exists when some segment has request types.
+  struct TypeSeries {
+    Labels labels;
+    const NamespaceStats* ns;
+  };
+  std::vector<TypeSeries> types;
+  for (const SegmentStats& seg : segments) {
+    for (const NamespaceStats& ns : seg.stats.namespaces) {
+      types.push_back({{{"segment", seg.name}, {"type", ns.name}}, &ns});
+    }
   }
+  if (types.empty()) return;
   for (unsigned c = 0; c < pipecache::kNsCounters; ++c) {
     auto counter_id = static_cast<NsCounter>(c);
     std::string_view stem = counter_name(counter_id);
@@ -146,34 +162,31 @@ void write_store_metrics(PrometheusWriter& p, const std::string& name, const Sta
     p.family(family + "_total", Type::counter,
              is_time ? std::string_view("Total time requests waited in a batch window, seconds.")
                      : counter_help(counter_id));
-    for (std::size_t k = 0; k < s.namespaces.size(); ++k) {
-      std::uint64_t v = s.namespaces[k].counters[c];
+    for (const TypeSeries& t : types) {
+      std::uint64_t v = t.ns->counters[c];
       if (is_time) {
-        p.sample("", type_labels[k], static_cast<double>(v) / 1e9);
+        p.sample("", t.labels, static_cast<double>(v) / 1e9);
       } else {
-        p.sample("", type_labels[k], v);
+        p.sample("", t.labels, v);
       }
     }
   }
   p.family("pipecache_request_entries", Type::gauge, "Entries stored per request type.");
-  for (std::size_t k = 0; k < s.namespaces.size(); ++k) {
-    p.sample("", type_labels[k], static_cast<double>(s.namespaces[k].entries));
-  }
+  for (const TypeSeries& t : types) p.sample("", t.labels, static_cast<double>(t.ns->entries));
   p.family("pipecache_request_generation", Type::gauge,
            "Invalidation generation of the request type (bumped by '<type>:*').");
-  for (std::size_t k = 0; k < s.namespaces.size(); ++k) {
-    p.sample("", type_labels[k], static_cast<double>(s.namespaces[k].generation));
+  for (const TypeSeries& t : types) {
+    p.sample("", t.labels, static_cast<double>(t.ns->generation));
   }
   p.family("pipecache_hit_duration_seconds", Type::histogram,
            "Time to answer a request from the cache.");
-  for (std::size_t k = 0; k < s.namespaces.size(); ++k) {
-    prometheus_histogram(p, type_labels[k], s.namespaces[k].histogram(NsHistogram::hit_time));
+  for (const TypeSeries& t : types) {
+    prometheus_histogram(p, t.labels, t.ns->histogram(NsHistogram::hit_time));
   }
   p.family("pipecache_compute_duration_seconds", Type::histogram,
            "Time to compute a missed response (the handler).");
-  for (std::size_t k = 0; k < s.namespaces.size(); ++k) {
-    prometheus_histogram(p, type_labels[k],
-                         s.namespaces[k].histogram(NsHistogram::compute_time));
+  for (const TypeSeries& t : types) {
+    prometheus_histogram(p, t.labels, t.ns->histogram(NsHistogram::compute_time));
   }
 }
 

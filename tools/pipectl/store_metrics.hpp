@@ -5,6 +5,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <pipecache/cache.hpp>
 
@@ -22,5 +23,13 @@ std::string_view counter_help(pipecache::NsCounter counter);
 // Appends every store and per-request-type family of `s`, each series labelled
 // segment="<name>" (and type="<request type>").
 void write_store_metrics(PrometheusWriter& p, const std::string& name, const pipecache::Stats& s);
+
+// The same for several segments in one document (pipectl serve --all): each family once, with
+// the series of every segment.
+struct SegmentStats {
+  std::string name;
+  pipecache::Stats stats;
+};
+void write_store_metrics(PrometheusWriter& p, const std::vector<SegmentStats>& segments);
 
 }  // namespace pipectl

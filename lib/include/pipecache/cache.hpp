@@ -187,6 +187,15 @@ struct VerifyReport {
   std::uint64_t blocks_checked = 0;
 };
 
+// One of the segment's recent invalidations (Cache::invalidate / Cache::clear), kept in a small
+// ring in the segment (the last 16) so that operators see what emptied the cache.
+struct InvalidationRecord {
+  std::string pattern;        // the glob; "*" for clear(); a cut pattern ends in "..."
+  std::uint64_t unix_ms = 0;  // when it completed
+  std::uint64_t removed = 0;  // entries removed (clear: entries present when it ran)
+  bool clear = false;
+};
+
 // Leases: the building block of get-or-compute across processes. A lease is a marker entry
 // stored beside the key's value (same stripe) naming its holder (pid) and a deadline.
 enum class LeaseState {
@@ -274,6 +283,8 @@ class Cache {
                   std::chrono::nanoseconds timeout) const noexcept;
 
   Stats stats() const;
+  // The last invalidations of any process, newest first (at most 16; see InvalidationRecord).
+  std::vector<InvalidationRecord> recent_invalidations() const;
   // Registered request types (namespaces), cheap: no counters are summed.
   std::vector<std::string> namespaces() const;
   // False once recovery found the segment structurally broken (every get then misses and

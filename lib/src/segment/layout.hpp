@@ -30,7 +30,7 @@
 namespace pipecache::detail {
 
 inline constexpr char kMagic[8] = {'P', 'I', 'P', 'E', 'C', 'A', 'C', 'H'};
-inline constexpr std::uint32_t kLayoutVersion = 1;
+inline constexpr std::uint32_t kLayoutVersion = 2;
 inline constexpr std::size_t kCacheLine = 64;
 inline constexpr unsigned kMaxProcessSlots = 64;  // more attached processes share kOverflowSlot
 inline constexpr unsigned kRetiredSlot = kMaxProcessSlots;       // counters of detached processes
@@ -149,6 +149,37 @@ struct alignas(kCacheLine) ArenaState {
   std::atomic<std::uint64_t> bin_bytes[kBins];  // free bytes per bin (fragmentation figure)
 };
 
+// Recent invalidations (pattern, time, entries removed), shown by `pipectl serve` and
+// `pipectl stats --json`. Written only by Cache::invalidate and Cache::clear — never on the get
+// or put path — and read by observers (invalidation_log.cpp).
+//   - A writer takes ticket t = next.fetch_add(1) and owns record t % kInvalidationLogSize.
+//   - seq is a per-record seqlock: 2t+1 while record t is written, 2t+2 once complete, 0 for
+//     a record never written. A writer claims its record by CAS from the value it read, and
+//     only if that value is complete and older (even, < 2t+1) or is an unfinished write at
+//     least a full lap older (its writer died or stalled); otherwise it drops its record (two
+//     writers a lap apart at once, or it is itself a lap late). The log is a figure for people,
+//     not a decision, so dropping one record is the price of never blocking.
+//   - Fields are relaxed atomics: a reader racing a writer retries or skips the record on a
+//     seq mismatch, never reads a torn value through a data race.
+//   - Readers trust nothing in a record beyond the bytes it occupies: pattern_len is clamped.
+// 16 records: the page shows "what was invalidated lately", a deploy hook invalidating a few
+// request types fits; 128 bytes each keeps the log at 2 KiB + one line.
+inline constexpr unsigned kInvalidationLogSize = 16;
+inline constexpr unsigned kInvalidationPatternBytes = 96;  // longer patterns are cut
+struct InvalidationSlot {
+  std::atomic<std::uint64_t> seq;
+  std::atomic<std::uint64_t> unix_ms;
+  std::atomic<std::uint64_t> removed;
+  std::atomic<std::uint32_t> pattern_len;  // full length; > kInvalidationPatternBytes = cut
+  std::atomic<std::uint32_t> kind;         // 0 invalidate(glob), 1 clear()
+  std::atomic<std::uint64_t> pattern[kInvalidationPatternBytes / 8];
+};
+static_assert(sizeof(InvalidationSlot) == 128);
+struct alignas(kCacheLine) InvalidationLog {
+  std::atomic<std::uint64_t> next;  // tickets handed out
+  alignas(kCacheLine) InvalidationSlot records[kInvalidationLogSize];
+};
+
 inline constexpr std::uint32_t kInitReady = 0x52454459;  // "READY"
 inline constexpr std::uint32_t kCorruptFlag = 1;
 
@@ -183,6 +214,7 @@ struct alignas(kCacheLine) Header {
   std::atomic<std::uint32_t> corrupt;     // set when a structural violation is met
   alignas(kCacheLine) RobustMutex registry_lock;  // slots, namespace registration, retired sums
   alignas(kCacheLine) ArenaState arena;
+  alignas(kCacheLine) InvalidationLog invalidations;  // [lock-free: per-record seqlock]
 };
 
 // Entry = a used arena block. 48 bytes of header, then key bytes, then value bytes, rounded up
@@ -252,6 +284,9 @@ constexpr std::uint64_t layout_fingerprint() {
   auto mix = [&h](std::uint64_t v) { h = (h ^ v) * 1099511628211ull; };
   mix(sizeof(Header));
   mix(offsetof(Header, arena));
+  mix(offsetof(Header, invalidations));
+  mix(sizeof(InvalidationSlot));
+  mix(kInvalidationLogSize);
   mix(sizeof(ArenaState));
   mix(sizeof(ProcessSlot));
   mix(offsetof(ProcessSlot, ns));
