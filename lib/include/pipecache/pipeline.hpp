@@ -253,10 +253,10 @@ class Pipeline {
   //   anything else  a scan of the keys (Cache::invalidate).
   std::size_t invalidate(std::string_view pattern);
   // Applies the rules for a change (set_invalidation_rule) and every policy whose
-  // invalidation_triggers name it. Seeded rules: data_refresh -> whats_next_*,
+  // invalidation_triggers name it; returns how many entries the store dropped (as invalidate). Seeded rules: data_refresh -> whats_next_*,
   // events_by_range:*; settings_change -> settings_*, whats_next_*; layout_change and
   // navigation_change -> whats_next_*.
-  void handle_data_change(std::string_view change_type);
+  std::size_t handle_data_change(std::string_view change_type);
   // Replaces the patterns invalidated by `change_type` (empty: removes the rule).
   void set_invalidation_rule(std::string change_type, std::vector<std::string> patterns);
   std::map<std::string, std::vector<std::string>> invalidation_rules() const;
@@ -308,6 +308,14 @@ class Pipeline {
   // is computed one request at a time, through the set_batch_handler route if one is set.
   // Destroying the Pipeline answers every request still waiting in a window first.
   void register_batch_handler(std::string request_type, BatchHandler handler);
+
+  // Called on the waiting thread by a request that waits for another process's value,
+  // between slices of its wait (at least every 50 ms). An exception it throws ends the wait
+  // and leaves process_request as it is (a waiter holds no lease: nothing to release). Lets
+  // a language binding honour signals while a request waits (Python's KeyboardInterrupt).
+  // Set it before the first request; an empty function removes it.
+  using WaitHook = std::function<void()>;
+  void set_wait_hook(WaitHook hook);
 
   PipelineStats stats() const;
   const PipelineConfig& config() const noexcept;

@@ -233,6 +233,7 @@ std::string compute_once(const RequestScope& s, std::int64_t start) {
                        &s.cache, s.ns);
       return compute_and_store(s);
     }
+    if (s.wait_hook != nullptr && *s.wait_hook) (*s.wait_hook)();  // holds no lease: may throw
     s.cache.wait_lease(s.key, seq,
                        std::min<nanoseconds>(kWaitSlice, nanoseconds(deadline - now)));
   }

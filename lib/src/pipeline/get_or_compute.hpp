@@ -20,7 +20,8 @@
 //   7. A computed value the store cannot keep (too large, no room) is replaced by an
 //      uncacheable marker, so waiters compute directly instead of queueing one by one.
 //   8. Only the handler's exceptions leave this module: every cache failure is counted as a
-//      fallback and the request is answered by computing.
+//      fallback and the request is answered by computing. The wait hook's exceptions leave
+//      too, thrown only between slices of a wait, when the caller holds no lease.
 #pragma once
 
 #include "pipeline/fallback.hpp"
@@ -54,6 +55,8 @@ struct RequestScope {
   FallbackLog& fallbacks;
   std::chrono::milliseconds lease_time;
   std::chrono::milliseconds max_wait;
+  // Pipeline::set_wait_hook's function, or nullptr: called before each slice of a wait.
+  const std::function<void()>* wait_hook = nullptr;
 };
 
 // The answer for scope.key. Throws only what scope.compute throws.

@@ -70,6 +70,9 @@ struct Pipeline::Impl {
   // Whether batch_route is set: lets requests skip route_mu until a batcher is installed.
   std::atomic<bool> has_batch_route{false};
 
+  // Set before the first request (set_wait_hook), read without a lock by waiters.
+  WaitHook wait_hook;
+
   Options segment_options() const {
     Options o;
     o.name = config.segment_name;
@@ -278,14 +281,16 @@ std::string Pipeline::process_request(std::string_view request_type, const Param
 
   if (!type->batch) {
     const detail::RequestScope scope{*c, ns, *type, key, handler,
-                                     m.fallbacks, m.config.lease_time, m.config.dedup_max_wait};
+                                     m.fallbacks, m.config.lease_time, m.config.dedup_max_wait,
+                                     &m.wait_hook};
     return detail::get_or_compute(scope);
   }
   const Impl::BatchableCall call{m, *c, ns, *type, key, params, handler};
   // One reference captured: std::function keeps it inline, so a hit allocates nothing here.
   const Handler routed = [&call] { return call.impl.compute_batchable(call); };
   const detail::RequestScope scope{*c, ns, *type, key, routed,
-                                   m.fallbacks, m.config.lease_time, m.config.dedup_max_wait};
+                                   m.fallbacks, m.config.lease_time, m.config.dedup_max_wait,
+                                   &m.wait_hook};
   return detail::get_or_compute(scope);
 }
 
@@ -305,9 +310,11 @@ std::size_t Pipeline::invalidate(std::string_view pattern) {
   return impl_->invalidate_patterns({std::string(pattern)});
 }
 
-void Pipeline::handle_data_change(std::string_view change_type) {
-  impl_->invalidate_patterns(impl_->patterns_for(change_type));
+std::size_t Pipeline::handle_data_change(std::string_view change_type) {
+  return impl_->invalidate_patterns(impl_->patterns_for(change_type));
 }
+
+void Pipeline::set_wait_hook(WaitHook hook) { impl_->wait_hook = std::move(hook); }
 
 void Pipeline::set_invalidation_rule(std::string change_type, std::vector<std::string> patterns) {
   std::lock_guard lock(impl_->rules_mu);
