@@ -25,6 +25,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -306,6 +307,13 @@ int run_serve(const Invocation& invocation) {
   server.set_read_timeout(5, 0);
   server.set_write_timeout(5, 0);
   server.set_keep_alive_max_count(100);
+  // httplib's default also sets SO_REUSEPORT: a second `pipectl serve` on the same port would
+  // then start "successfully" and take half of the scrapes. SO_REUSEADDR alone still allows a
+  // restart while old connections sit in TIME_WAIT.
+  server.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
 
   server.Get("/", [](const httplib::Request&, httplib::Response& res) {
     res.set_header("Cache-Control", "no-store");
