@@ -14,7 +14,9 @@ Systems (each answers random gets of keys it holds, values checked on a sample f
 
 Cells: 1 KiB values over 10,000 keys and 16 KiB values over 2,000 keys; 1 and 2 processes
 (forked after the data is loaded, each with its own client; ops/s summed). Each cell runs
-`--reps` times for `--seconds`; the median is reported. redis-server and memcached are started
+`--reps` times for `--seconds`, the systems interleaved within each repetition; the best
+repetition is reported (on a shared host other jobs only ever slow a run down; the JSON keeps
+every run and the median). redis-server and memcached are started
 on unix sockets in a temporary directory and stopped by PID at exit.
 
 Goals (issue): pipecache get within 3x of the dict lookup; >= 20x faster than diskcache,
@@ -128,9 +130,10 @@ def pipecache_reader(ctx):
 
 
 def pipeline_load(ctx, keys, values):
-    pipecache.Cache.remove(ctx.segment)
+    pipecache.Cache.remove(ctx.segment + "-p")
     budget_mb = sum(len(k) + len(v) + 128 for k, v in zip(keys, values)) * 2 // (1 << 20) + 8
-    ctx.pipeline = pipecache.Pipeline(segment_name=ctx.segment, cache_memory_limit_mb=budget_mb,
+    ctx.pipeline = pipecache.Pipeline(segment_name=ctx.segment + "-p",
+                                      cache_memory_limit_mb=budget_mb,
                                       cache_max_size=0, enable_request_batching=False)
     ctx.pipeline.set_policy("bench", ttl=0)
     ctx.params = {}
@@ -299,8 +302,8 @@ def run_cell(ctx, reader, keys, size, procs, seconds):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--seconds", type=float, default=1.0)
-    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=0.5)
+    ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--systems", default=",".join(SYSTEMS))
     ap.add_argument("--sizes", default="1024,16384")
     ap.add_argument("--procs", default="1,2")
@@ -322,30 +325,40 @@ def main():
         servers.start(names)
         print(f"python {sys.version.split()[0]} ({sys.executable}), pipecache from "
               f"{os.path.dirname(pipecache.__file__)}, {os.cpu_count()} cpus, "
-              f"{args.reps} x {args.seconds} s per cell, median")
+              f"best of {args.reps} x {args.seconds} s per cell (systems interleaved)")
         for size in sizes:
             nkeys = KEY_SETS.get(size, 10_000)
             keys = [f"bench:{i:08d}" for i in range(nkeys)]
             values = [value_for(i, size) for i in range(nkeys)]
+            present = []
             for name in names:
                 if not available(name, servers):
                     print(f"  {name}: not available, skipped")
                     continue
-                load, reader = SYSTEMS[name]
-                load(ctx, keys, values)
-                for procs in procs_list:
-                    runs = [run_cell(ctx, reader, keys, size, procs, args.seconds)
-                            for _ in range(args.reps)]
-                    if any(r is None for r in runs):
+                SYSTEMS[name][0](ctx, keys, values)
+                present.append(name)
+            # Repetitions outermost, systems interleaved: a burst of load from other jobs on
+            # the host slows one repetition of every system, not every repetition of one.
+            for procs in procs_list:
+                runs = {name: [] for name in present}
+                for _ in range(args.reps):
+                    for name in present:
+                        runs[name].append(run_cell(ctx, SYSTEMS[name][1], keys, size, procs,
+                                                   args.seconds))
+                for name in present:
+                    if any(r is None for r in runs[name]):
                         failed = True
                         continue
                     results.append({"system": name, "size": size, "procs": procs,
-                                    "ops": statistics.median(runs), "runs": runs})
-                if name in ("pipecache", "pipeline"):
-                    pipecache.Cache.remove(ctx.segment)
+                                    "ops": max(runs[name]),
+                                    "median": statistics.median(runs[name]),
+                                    "runs": runs[name]})
+            pipecache.Cache.remove(ctx.segment)
+            pipecache.Cache.remove(ctx.segment + "-p")
     finally:
         servers.stop()
         pipecache.Cache.remove(ctx.segment)
+        pipecache.Cache.remove(ctx.segment + "-p")
         shutil.rmtree(tmp, ignore_errors=True)
 
     report(results, sizes, procs_list, names)

@@ -87,12 +87,20 @@ class Pipeline:
                  batch_size: int = ..., batch_timeout: Duration = ...,
                  enable_request_deduplication: bool = ..., lease_time: Duration = ...,
                  dedup_max_wait: Duration = ..., default_stale_for: Duration = ...,
-                 max_key_length: int = ...) -> None: ...
+                 max_key_length: int = ..., config_file: str = ...,
+                 batch_profiles: Mapping[str, Mapping[str, Any]] = ...) -> None:
+        """config_file: a JSON configuration applied first (PipelineConfig::load_file);
+        batch_profiles: {"name": {"batch_size": 10, "batch_timeout": 0.05,
+        "merge": "identical_keys" | "none"}} added to the seeded profiles."""
     @staticmethod
     def from_environment(**overrides: Any) -> Pipeline:
         """The configuration from PIPECACHE_* (and the design's ENABLE_RESPONSE_CACHING,
         CACHE_TTL_SECONDS, ...) variables, then the keyword overrides. Error naming the
         variable for a malformed value."""
+    @staticmethod
+    def from_file(path: str, **overrides: Any) -> Pipeline:
+        """The configuration from a JSON file (README "Configuration file"), then the keyword
+        overrides. Error naming the file, line and field for a bad file."""
     def process_request(self, request_type: str, params: Optional[Mapping[str, Any]],
                         handler: Callable[[], T]) -> T:
         """The cached answer for (request_type, params), or handler()'s, computed by one
@@ -109,8 +117,11 @@ class Pipeline:
         now + each offset (default 0, 1, 2, 5 minutes). Returns how many values were stored."""
     def set_policy(self, request_type: str, *, ttl: Duration = ..., stale_for: Duration = ...,
                    deduplicate: bool = ..., batch_eligible: bool = ...,
-                   invalidation_triggers: list[str] = ..., time_bucket: Duration = ...) -> None:
-        """Sets the type's policy; fields not given keep their current value."""
+                   invalidation_triggers: list[str] = ..., time_bucket: Duration = ...,
+                   batch_profile: str = ..., rollout_percent: float = ...) -> None:
+        """Sets the type's policy; fields not given keep their current value.
+        rollout_percent (0..100): the share of the type's keys that are cached (a stable hash
+        of the key decides); batch_profile names a config batch profile."""
     def policy(self, request_type: str) -> dict[str, Any]: ...
     def invalidate(self, pattern: str) -> int:
         """Removes cached answers: "<type>:*" (O(1)), "<prefix>*" for request types, or any

@@ -72,11 +72,53 @@ Pipeline::Handler python_handler(const py::object& handler) {
   };
 }
 
+BatchProfile to_batch_profile(py::handle spec, const std::string& name) {
+  BatchProfile b;
+  if (!PyDict_Check(spec.ptr())) {
+    throw py::type_error("batch_profiles['" + name + "'] must be a dict");
+  }
+  for (auto item : py::reinterpret_borrow<py::dict>(spec)) {
+    const std::string key = py::str(item.first);
+    if (key == "batch_size") {
+      b.batch_size = to_count(item.second, "batch_size");
+    } else if (key == "batch_timeout") {
+      b.batch_timeout = to_duration(item.second, "batch_timeout");
+    } else if (key == "merge") {
+      const std::string_view m = text_view(item.second, "merge");
+      if (m == "identical_keys") {
+        b.merge = BatchMerge::identical_keys;
+      } else if (m == "none") {
+        b.merge = BatchMerge::none;
+      } else {
+        throw Error("batch_profiles['" + name + "'].merge: identical_keys or none, not '" +
+                        std::string(m) + "'",
+                    ErrorKind::invalid_argument);
+      }
+    } else {
+      throw py::type_error("unexpected batch profile field '" + key +
+                           "' (batch_size, batch_timeout, merge)");
+    }
+  }
+  return b;
+}
+
 void apply_config(PipelineConfig& c, const py::kwargs& kwargs) {
+  // A configuration file first: the other keywords override what it sets.
+  if (kwargs.contains("config_file")) {
+    c.load_file(std::string(text_view(kwargs["config_file"], "config_file")));
+  }
   for (auto item : kwargs) {
     const std::string key = py::str(item.first);
     py::handle v = item.second;
-    if (key == "segment_name") {
+    if (key == "config_file") {
+      continue;
+    } else if (key == "batch_profiles") {
+      if (!PyDict_Check(v.ptr())) throw py::type_error("batch_profiles must be a dict");
+      for (auto p : py::reinterpret_borrow<py::dict>(v)) {
+        const std::string name(text_view(p.first, "batch profile name"));
+        c.batch_profiles[name] = to_batch_profile(p.second, name);
+      }
+    } else if (key == "segment_name") {
       c.segment_name = std::string(text_view(v, "segment_name"));
     } else if (key == "enable_response_caching") {
       c.enable_response_caching = to_bool(v, "enable_response_caching");
@@ -123,6 +165,16 @@ py::dict config_dict(const PipelineConfig& c) {
   d["dedup_max_wait"] = seconds(c.dedup_max_wait);
   d["default_stale_for"] = seconds(c.default_stale_for);
   d["max_key_length"] = c.max_key_length;
+  py::dict profiles;
+  for (const auto& [name, b] : c.batch_profiles) {
+    py::dict pd;
+    pd["batch_size"] = b.batch_size;
+    pd["batch_timeout"] = seconds(b.batch_timeout);
+    pd["merge"] = b.merge == BatchMerge::none ? "none" : "identical_keys";
+    profiles[py::str(name)] = pd;
+  }
+  d["batch_profiles"] = profiles;
+  d["config_file"] = c.config_file;
   return d;
 }
 
@@ -134,6 +186,8 @@ py::dict policy_dict(const RequestPolicy& p) {
   d["batch_eligible"] = p.batch_eligible;
   d["invalidation_triggers"] = p.invalidation_triggers;
   d["time_bucket"] = static_cast<double>(p.time_bucket.count());
+  d["batch_profile"] = p.batch_profile;
+  d["rollout_percent"] = p.rollout_percent;
   return d;
 }
 
@@ -235,6 +289,14 @@ void bind_pipeline(py::module_& m) {
         apply_config(c, overrides);
         return make_pipeline(std::move(c));
       })
+      .def_static(
+          "from_file",
+          [](py::handle path, const py::kwargs& overrides) {
+            PipelineConfig c = PipelineConfig::from_file(std::string(text_view(path, "path")));
+            apply_config(c, overrides);
+            return make_pipeline(std::move(c));
+          },
+          py::arg("path"))
       .def(
           "process_request",
           [](Pipeline& p, py::handle request_type, py::handle params, const py::object& handler) {
@@ -302,13 +364,20 @@ void bind_pipeline(py::module_& m) {
                 for (auto t : v) {
                   policy.invalidation_triggers.emplace_back(text_view(t, "invalidation trigger"));
                 }
+              } else if (key == "batch_profile") {
+                policy.batch_profile = std::string(text_view(v, "batch_profile"));
+              } else if (key == "rollout_percent") {
+                if (PyBool_Check(v.ptr()) || !(PyFloat_Check(v.ptr()) || PyLong_Check(v.ptr()))) {
+                  throw py::type_error("rollout_percent must be a number 0..100");
+                }
+                policy.rollout_percent = v.cast<double>();
               } else if (key == "time_bucket") {
                 policy.time_bucket = std::chrono::duration_cast<std::chrono::seconds>(
                     to_duration(v, "time_bucket"));
               } else {
                 throw py::type_error("unexpected policy field '" + key +
                                      "' (ttl, stale_for, deduplicate, batch_eligible, "
-                                     "invalidation_triggers, time_bucket)");
+                                     "invalidation_triggers, time_bucket, batch_profile, rollout_percent)");
               }
             }
             p.set_policy(type, std::move(policy));

@@ -231,3 +231,28 @@ def test_batch_handler_answers_a_window(segment_name):
     assert results == {i: f"v{i}" for i in range(4)}
     assert sum(batches) == 4
     p.register_batch_handler("events_by_range", None)
+
+
+def test_rollout_zero_turns_caching_off_for_the_type(pipeline):
+    pipeline.set_policy("t", ttl=60, rollout_percent=0)
+    h = Counter("v")
+    pipeline.process_request("t", {}, h)
+    pipeline.process_request("t", {}, h)
+    assert h.calls == 2 and pipeline.policy("t")["rollout_percent"] == 0
+    with pytest.raises(pipecache.Error, match="rollout"):
+        pipeline.set_policy("t", rollout_percent=150)
+
+
+def test_batch_profiles_and_config_file(segment_name, tmp_path):
+    p = pipecache.Pipeline(segment_name=segment_name,
+                           batch_profiles={"tiny": {"batch_size": 2, "batch_timeout": "5ms"}})
+    assert p.config["batch_profiles"]["tiny"] == {"batch_size": 2, "batch_timeout": 0.005,
+                                                  "merge": "identical_keys"}
+    assert "database_query" in p.config["batch_profiles"]  # the seeded ones stay
+    p.set_policy("events_by_range", batch_profile="tiny")
+    assert p.policy("events_by_range")["batch_profile"] == "tiny"
+    missing = tmp_path / "absent.json"
+    with pytest.raises(pipecache.Error, match="absent.json"):
+        pipecache.Pipeline(segment_name=segment_name, config_file=str(missing))
+    with pytest.raises(pipecache.Error, match="absent.json"):
+        pipecache.Pipeline.from_file(str(missing))
