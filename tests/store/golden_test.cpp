@@ -15,7 +15,7 @@ TEST_SUITE("golden") {
     CHECK(hash_key("a") != hash_key("b"));
   }
   TEST_CASE("layout_is_pinned") {
-    CHECK(kLayoutVersion == 2);
+    CHECK(kLayoutVersion == 3);
     CHECK(sizeof(Entry) == 48);
     CHECK(sizeof(LeaseRecord) == 24);
     CHECK(sizeof(Stripe) == 64);

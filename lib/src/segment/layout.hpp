@@ -30,7 +30,7 @@
 namespace pipecache::detail {
 
 inline constexpr char kMagic[8] = {'P', 'I', 'P', 'E', 'C', 'A', 'C', 'H'};
-inline constexpr std::uint32_t kLayoutVersion = 2;
+inline constexpr std::uint32_t kLayoutVersion = 3;  // 3: arena = budget + 1/3
 inline constexpr std::size_t kCacheLine = 64;
 inline constexpr unsigned kMaxProcessSlots = 64;  // more attached processes share kOverflowSlot
 inline constexpr unsigned kRetiredSlot = kMaxProcessSlots;       // counters of detached processes

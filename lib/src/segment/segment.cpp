@@ -80,9 +80,9 @@ Geometry plan_geometry(const Options& o) {
   Geometry g;
   if (o.byte_budget < kMinBudget)
     fail(o.name, fmt::format("byte budget {} is below the minimum of {} bytes", o.byte_budget, kMinBudget));
-  if (o.byte_budget > kMaxArenaBytes / 9 * 8)
+  if (o.byte_budget > kMaxArenaBytes / 4 * 3)
     fail(o.name, fmt::format("byte budget {} exceeds the maximum of {} bytes", o.byte_budget,
-                             kMaxArenaBytes / 9 * 8));
+                             kMaxArenaBytes / 4 * 3));
   if (o.stripes != 0 && (!std::has_single_bit(o.stripes) || o.stripes > 65536))
     fail(o.name, fmt::format("stripes must be a power of two up to 65536 (got {})", o.stripes));
   if (o.default_ttl.count() < 0) fail(o.name, "default TTL must not be negative");
@@ -104,9 +104,16 @@ Geometry plan_geometry(const Options& o) {
   g.stripe_shift = 64 - static_cast<std::uint32_t>(std::countr_zero(g.stripes));
   std::uint64_t buckets = std::max<std::uint64_t>(pow2_ceil(expected), g.stripes);
   g.buckets_per_stripe = buckets / g.stripes;
-  // The arena exceeds the budget by 1/8 so that fragmentation rarely forces extra evictions;
-  // the budget itself is enforced by accounting (ArenaState::bytes_used), not by the arena size.
-  g.arena_bytes = align_up(o.byte_budget + o.byte_budget / 8 + 4096, kCacheLine);
+  // The arena exceeds the budget by 1/3 so that fragmentation almost never forces an eviction
+  // the budget does not: entries need contiguous blocks, and with values of varied sizes (up
+  // to budget / 8) a tight arena evicts extra entries until a block big enough coalesces.
+  // Measured (bench/run replay, Zipf 0.8 / 0.99, lognormal sizes, budget 1% of the footprint),
+  // miss ratio above the best of simulated SIEVE / S3-FIFO: slack 1/8 +4.8 / +4.3 points,
+  // 1/5 +3.0 / +2.4, 1/4 +0.85 / +0.35, 1/3 and 1/2 +0.24 / +0.07 (exactly what SIEVE does at
+  // this budget, so no fragmentation evictions left). The cost is address space and, once the
+  // arena has been walked through, memory: up to budget / 3 more than the budget. The budget
+  // itself is enforced by accounting (ArenaState::bytes_used), not by the arena size.
+  g.arena_bytes = align_up(o.byte_budget + o.byte_budget / 3 + 4096, kCacheLine);
 
   std::uint64_t off = align_up(sizeof(Header), kCacheLine);
   g.slots_off = off;
