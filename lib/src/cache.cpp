@@ -109,7 +109,10 @@ Cache Cache::create(const Options& options) {
   return Cache(std::make_unique<Impl>(std::move(seg)));
 }
 
-Cache Cache::open(std::string_view name) { return Cache(std::make_unique<Impl>(detail::Segment::open(name))); }
+Cache Cache::open(std::string_view name) { return open(name, Trust{}); }
+Cache Cache::open(std::string_view name, const Trust& trust) {
+  return Cache(std::make_unique<Impl>(detail::Segment::open(name, trust)));
+}
 
 Cache Cache::open_or_create(const Options& options) {
   // Loser of a creation race opens the winner's segment; the loop also covers a segment
@@ -117,7 +120,7 @@ Cache Cache::open_or_create(const Options& options) {
   for (int attempt = 0;; ++attempt) {
     if (detail::Segment::exists(options.name) || attempt > 0) {
       try {
-        return open(options.name);
+        return open(options.name, options.trust);
       } catch (const Error&) {
         if (detail::Segment::exists(options.name) || attempt >= 3) throw;
       }
@@ -258,6 +261,9 @@ SegmentInfo Cache::inspect() const {
   info.buckets = std::uint64_t{g.stripes} * g.buckets_per_stripe;
   info.default_ttl = std::chrono::milliseconds(g.default_ttl_ns / 1000000ull);
   info.permissions = h.permissions;
+  info.owner_uid = seg.owner_uid();
+  info.owner = detail::user_name(seg.owner_uid());
+  info.mode = seg.mode();
   info.created_unix_ms = h.created_unix_ms;
   for (unsigned i = 0; i < seg.geometry().stripes; ++i)
     info.entries_per_stripe.push_back(seg.stripes()[i].entries.load(std::memory_order_relaxed));

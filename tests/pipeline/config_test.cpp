@@ -24,7 +24,7 @@ const std::vector<std::string> kAllVariables = {
     "PIPECACHE_BATCH_TIMEOUT_MS", "BATCH_TIMEOUT_MS",
     "PIPECACHE_ENABLE_REQUEST_DEDUPLICATION", "ENABLE_REQUEST_DEDUPLICATION",
     "PIPECACHE_LEASE_TIME", "PIPECACHE_DEDUP_MAX_WAIT", "PIPECACHE_STALE_FOR",
-    "PIPECACHE_MAX_KEY_LENGTH",
+    "PIPECACHE_MAX_KEY_LENGTH", "PIPECACHE_TRUSTED_OWNERS",
 };
 
 // Clears every variable the config reads, for the scope of a test.
@@ -117,6 +117,14 @@ TEST_CASE("design_names_are_honoured_when_the_prefixed_one_is_absent") {
   ::setenv("PIPECACHE_BATCH_SIZE", "4", 1);
   ::setenv("BATCH_SIZE", "garbage", 1);
   CHECK(PipelineConfig::from_environment().batch_size == 4);
+}
+
+TEST_CASE("trusted_owners_are_read_by_name_or_uid_and_unknown_users_are_named") {
+  CleanEnvironment env;
+  CHECK(with("PIPECACHE_TRUSTED_OWNERS", "root,1234").trust.owners == std::vector<std::uint32_t>{0, 1234});
+  CHECK(with("PIPECACHE_TRUSTED_OWNERS", "").trust.owners.empty());
+  CHECK(PipelineConfig::from_environment().trust.owners.empty());
+  check_rejected("PIPECACHE_TRUSTED_OWNERS", {"no-such-user-here", "root,nobody-at-all"});
 }
 
 TEST_CASE("malformed_values_name_the_variable_and_value") {

@@ -294,26 +294,35 @@ TEST_CASE("a_waiter_never_waits_past_dedup_max_wait") {
   free_block(b);
 }
 
-TEST_CASE("a_live_holder_past_its_lease_time_is_taken_over") {
+// The holder renews its lease while its handler runs (RenewedLease): a handler that takes 3x
+// lease_time is still computed once, and the waiter gets its value.
+TEST_CASE("a_handler_running_3x_lease_time_is_computed_once") {
   const std::string name = testing::unique_name("pl-late");
   testing::SegmentGuard guard(name);
   PipelineConfig cfg = small_config(name);
   cfg.lease_time = 300ms;
+  cfg.dedup_max_wait = 10s;
   Pipeline p(cfg);
   Board* b = shared_block<Board>();
   const Params params{{"id", "late"}};
   const pid_t holder = start_slow_holder(b, cfg, params);
 
+  std::thread release([b] {
+    std::this_thread::sleep_for(900ms);  // 3x lease_time inside the holder's handler
+    b->release_owner.store(1);
+  });
   int computes = 0;
+  const auto t0 = std::chrono::steady_clock::now();
   CHECK(p.process_request("report", params, [&] {
     ++computes;
     return std::string("mine");
-  }) == "mine");
-  CHECK(computes == 1);
-  CHECK(type_stats(p, "report").lease_takeovers == 1);
+  }) == "slow");
+  CHECK(std::chrono::steady_clock::now() - t0 >= 800ms);  // it waited for the live holder
+  release.join();
+  CHECK(computes == 0);
+  CHECK(type_stats(p, "report").lease_takeovers == 0);
+  CHECK(type_stats(p, "report").computes == 1);
   CHECK(p.stats().local_fallback_total() == 0);
-
-  b->release_owner.store(1);
   CHECK(testing::wait_for(holder, 20s).code == 0);
   free_block(b);
 }

@@ -63,6 +63,36 @@ TEST_CASE("corrupt_segment_falls_back_to_the_handler") {
                   std::invalid_argument);
 }
 
+// The name taken first by another local user (mode 0666): never opened, every request is
+// computed directly and counted as segment_untrusted; trusting that user is a deliberate act
+// (PIPECACHE_TRUSTED_OWNERS) and world-writable stays refused even then.
+TEST_CASE("segment_squatted_by_another_user_is_refused_and_the_pipeline_falls_back") {
+  if (!testing::running_as_root() || testing::nobody_uid() < 0) {
+    MESSAGE("not root or no user 'nobody': cannot act as another user here");
+    return;
+  }
+  const std::string name = testing::unique_name("pl-squat");
+  testing::SegmentGuard guard(name);
+  REQUIRE(testing::squat_as_nobody(name, 0666));
+  std::optional<Pipeline> p;
+  REQUIRE_NOTHROW(p.emplace(small_config(name)));
+  CHECK_FALSE(p->cache_available());
+  int computes = 0;
+  for (int i = 0; i < 3; ++i) {
+    CHECK(p->process_request("report", {{"id", "1"}}, [&] {
+      ++computes;
+      return std::string("direct");
+    }) == "direct");
+  }
+  CHECK(computes == 3);
+  CHECK(local(*p, FallbackCause::segment_untrusted) == 3);
+  CHECK(local(*p, FallbackCause::segment_unavailable) == 0);
+  PipelineConfig trusting = small_config(name);
+  trusting.trust = Trust::parse("nobody");
+  Pipeline q(trusting);
+  CHECK_FALSE(q.cache_available());  // world-writable: refused whoever owns it
+}
+
 TEST_CASE("pipeline_recovers_when_the_segment_becomes_usable") {
   const std::string name = testing::unique_name("pl-recover");
   testing::SegmentGuard guard(name);

@@ -147,8 +147,8 @@ TEST_SUITE("segment") {
   TEST_CASE("dead_creator_leaves_no_segment_under_the_name") {
     std::string name = testing::unique_name("seg");
     testing::SegmentGuard g(name);
-    // A creator SIGKILLed at any point leaves at most a temporary, which the next creator
-    // removes; the name is never visible half-initialised.
+    // A creator SIGKILLed at any point leaves no name, or a complete segment: the name is
+    // never visible half-initialised.
     pid_t child = testing::spawn([&] {
       auto o = testing::small_options(name, 256u << 20);
       pipecache::detail::Segment::create(o, pipecache::detail::Table::format);  // may or may not finish

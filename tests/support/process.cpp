@@ -1,6 +1,9 @@
 #include "support/process.hpp"
 
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -39,6 +42,38 @@ pid_t spawn(const std::function<int()>& body) {
     ::_exit(rc);
   }
   return pid;
+}
+
+long nobody_uid() {
+  const passwd* pw = ::getpwnam("nobody");
+  return pw ? static_cast<long>(pw->pw_uid) : -1;
+}
+
+long nobody_gid() {
+  const passwd* pw = ::getpwnam("nobody");
+  return pw ? static_cast<long>(pw->pw_gid) : -1;
+}
+
+bool running_as_root() { return ::geteuid() == 0; }
+
+pid_t spawn_as_nobody(const std::function<int()>& body) {
+  long uid = nobody_uid(), gid = nobody_gid();
+  return spawn([&] {
+    if (uid < 0 || ::setgroups(0, nullptr) != 0 || ::setgid(static_cast<gid_t>(gid)) != 0 ||
+        ::setuid(static_cast<uid_t>(uid)) != 0)
+      return 98;
+    return body();
+  });
+}
+
+bool squat_as_nobody(const std::string& name, unsigned mode) {
+  pid_t pid = spawn_as_nobody([&] {
+    auto c = pipecache::Cache::create(small_options(name));
+    c.put("poison", "the squatter's value");
+    return ::chmod(pipecache::Cache::path_of(name).c_str(), mode) == 0 ? 0 : 97;
+  });
+  ExitStatus st = wait_for(pid, std::chrono::seconds(30));
+  return st.exited && st.code == 0;
 }
 
 ExitStatus wait_for(pid_t pid, std::chrono::milliseconds timeout) {

@@ -33,6 +33,17 @@ class SegmentGuard {
 // The child never returns into the test framework.
 pid_t spawn(const std::function<int()>& body);
 
+// Another local user (`nobody`): tests of the trust boundary need root (CI runs as root) to
+// act as somebody else. nobody_uid() is -1 when there is no such user.
+long nobody_uid();
+long nobody_gid();
+bool running_as_root();
+// As spawn(), with the child switched to `nobody` (groups, gid, then uid) before `body`.
+pid_t spawn_as_nobody(const std::function<int()>& body);
+// Makes /dev/shm/pipecache.<name> as `nobody`: a valid segment, then chmod'ed to `mode`
+// (0666 = the squatter's invitation). True when it was made.
+bool squat_as_nobody(const std::string& name, unsigned mode);
+
 struct ExitStatus {
   bool exited = false;    // normal exit
   int code = -1;          // exit code when exited

@@ -15,7 +15,7 @@ int run_clear(const Invocation& invocation) {
   auto parsed = parse_arguments(parser, invocation);
   if (!parsed) return 0;
   std::string name = segment_name(*parsed, invocation);
-  pipecache::Cache cache = open_segment(name);
+  pipecache::Cache cache = open_segment(name, Access::write);
   cache.clear();
   return 0;
 }

@@ -19,6 +19,7 @@ namespace pipectl {
 namespace {
 
 std::string g_segment;  // the name the running subcommand resolved, for error messages
+std::string g_owners;   // --owner of the running subcommand, else $PIPECACHE_TRUSTED_OWNERS
 
 // Errors are one line (scripts grep and log them); a multi-line library message is folded.
 std::string one_line(std::string_view text) {
@@ -96,6 +97,9 @@ cxxopts::Options make_parser(std::string_view subcommand, std::string_view summa
   parser.add_options()
       ("n,name", "segment name (default: $PIPECACHE_NAME, else \"default\")",
        cxxopts::value<std::string>(), "NAME")
+      ("owner", "also trust segments owned by USER (names or uids, comma-separated; default: "
+                "$PIPECACHE_TRUSTED_OWNERS). Root reads any owner's segment without it",
+       cxxopts::value<std::string>(), "USER")
       ("h,help", "show this help");
   return parser;
 }
@@ -158,12 +162,35 @@ std::string segment_name(const cxxopts::ParseResult& parsed, const Invocation& i
     throw UsageError(e.what());
   }
   g_segment = name;
+  g_owners.clear();
+  if (parsed.count("owner") != 0) {
+    g_owners = parsed["owner"].as<std::string>();
+  } else if (const char* env = std::getenv("PIPECACHE_TRUSTED_OWNERS"); env != nullptr) {
+    g_owners = env;
+  }
   return name;
 }
 
-pipecache::Cache open_segment(const std::string& name) {
+pipecache::Cache open_segment(const std::string& name, Access access) {
+  pipecache::Trust trust;
   try {
-    return pipecache::Cache::open(name);
+    trust = pipecache::Trust::parse(g_owners);
+  } catch (const pipecache::Error& e) {
+    throw UsageError(fmt::format("--owner: {}", e.what()));
+  }
+  // Root may read anybody's segment (an administrator inspecting workers that run as
+  // www-data); writing to it still needs --owner, so that a slip of --name cannot change a
+  // stranger's cache.
+  trust.any_owner = access == Access::read && ::geteuid() == 0;
+  try {
+    pipecache::Cache cache = pipecache::Cache::open(name, trust);
+    if (access == Access::read && trust.any_owner) {
+      pipecache::SegmentInfo info = cache.inspect();
+      if (info.owner_uid != ::geteuid())
+        std::fprintf(stderr, "pipectl: segment '%s' belongs to %s (uid %u), mode %04o\n", name.c_str(),
+                     info.owner.c_str(), info.owner_uid, info.mode);
+    }
+    return cache;
   } catch (const std::exception& e) {
     throw SegmentProblem(e.what());
   }

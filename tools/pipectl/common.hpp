@@ -90,8 +90,11 @@ std::optional<cxxopts::ParseResult> parse_arguments(cxxopts::Options& parser,
 // library's default name). Validated: a bad name is a UsageError.
 std::string segment_name(const cxxopts::ParseResult& parsed, const Invocation& invocation);
 
-// Opens the segment for the current subcommand; any failure is a SegmentProblem.
-pipecache::Cache open_segment(const std::string& name);
+// Opens the segment for the current subcommand, trusting the owners of --owner (or
+// $PIPECACHE_TRUSTED_OWNERS); any failure is a SegmentProblem. A read by root trusts every
+// owner and says on stderr whose segment it is when not root's.
+enum class Access { read, write };
+pipecache::Cache open_segment(const std::string& name, Access access);
 
 // Argument parsers that turn malformed text into a UsageError naming the option.
 std::uint64_t parse_size_arg(const std::string& text, std::string_view option);

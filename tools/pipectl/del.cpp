@@ -19,7 +19,7 @@ int run_del(const Invocation& invocation) {
   if (!parsed->count("key")) throw UsageError("KEY is missing");
   std::string key = (*parsed)["key"].as<std::string>();
   std::string name = segment_name(*parsed, invocation);
-  pipecache::Cache cache = open_segment(name);
+  pipecache::Cache cache = open_segment(name, Access::write);
   if (!cache.erase(key)) {
     throw NotFound(fmt::format("key '{}' not found in segment '{}'", printable(key), name));
   }

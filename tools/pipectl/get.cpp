@@ -20,7 +20,7 @@ int run_get(const Invocation& invocation) {
   if (!parsed->count("key")) throw UsageError("KEY is missing");
   std::string key = (*parsed)["key"].as<std::string>();
   std::string name = segment_name(*parsed, invocation);
-  pipecache::Cache cache = open_segment(name);
+  pipecache::Cache cache = open_segment(name, Access::read);
   std::string value;
   std::uint16_t flags = 0;
   if (!cache.get(key, value, flags)) {

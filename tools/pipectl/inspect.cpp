@@ -80,6 +80,7 @@ std::string text_report(const pipecache::SegmentInfo& info) {
                              info.fingerprint));
   line("created", format_unix_ms(info.created_unix_ms));
   line("mode", fmt::format("{:04o}", info.permissions));
+  line("owner", fmt::format("{} (uid {})  file mode {:04o}", info.owner, info.owner_uid, info.mode));
   line("segment size", format_size(info.segment_bytes));
   line("byte budget", format_size(info.byte_budget));
   line("max entries", info.max_entries == 0 ? std::string("unlimited (byte budget only)")
@@ -120,6 +121,9 @@ std::string json_report(const pipecache::SegmentInfo& info) {
   j.member("fingerprint", info.fingerprint);
   j.member("created_unix_ms", info.created_unix_ms);
   j.member("permissions", info.permissions);
+  j.member("owner", info.owner);
+  j.member("owner_uid", info.owner_uid);
+  j.member("mode", info.mode);
   j.member("segment_bytes", info.segment_bytes);
   j.member("arena_bytes", info.arena_bytes);
   j.member("byte_budget", info.byte_budget);
@@ -170,7 +174,7 @@ int run_inspect(const Invocation& invocation) {
   if (!parsed) return 0;
   OutputFormat format = output_format(*parsed, false);
   std::string name = segment_name(*parsed, invocation);
-  pipecache::Cache cache = open_segment(name);
+  pipecache::Cache cache = open_segment(name, Access::read);
   pipecache::SegmentInfo info = cache.inspect();
   write_stdout(format == OutputFormat::json ? json_report(info) : text_report(info));
   return 0;

@@ -28,7 +28,7 @@ int run_invalidate(const Invocation& invocation) {
   std::string glob = (*parsed)["glob"].as<std::string>();
   if (glob.empty()) throw UsageError("GLOB is empty");
   std::string name = segment_name(*parsed, invocation);
-  pipecache::Cache cache = open_segment(name);
+  pipecache::Cache cache = open_segment(name, Access::write);
   std::size_t removed = cache.invalidate(glob);
   if (format == OutputFormat::json) {
     JsonWriter j;

@@ -39,7 +39,7 @@ int run_keys(const Invocation& invocation) {
     limit = static_cast<std::size_t>(n);
   }
   std::string name = segment_name(*parsed, invocation);
-  pipecache::Cache cache = open_segment(name);
+  pipecache::Cache cache = open_segment(name, Access::read);
 
   // One more than asked tells whether the listing was cut short, without a second walk.
   std::size_t ask = limit == static_cast<std::size_t>(-1) ? limit : limit + 1;

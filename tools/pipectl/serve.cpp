@@ -285,7 +285,7 @@ int run_serve(const Invocation& invocation) {
   std::optional<std::string> only;
   if (!all) {
     only = segment_name(*parsed, invocation);
-    open_segment(*only);  // a missing or refused segment is a start-up error, not a 500 later
+    open_segment(*only, Access::write);  // a missing or refused segment is a start-up error, not a 500 later
   }
   const bool writes_allowed = parsed->count("allow-writes") > 0;
   std::string token;

@@ -54,7 +54,7 @@ int run_set(const Invocation& invocation) {
   }
   std::string name = segment_name(*parsed, invocation);
   // Open before reading stdin: a missing segment is reported without waiting for input.
-  pipecache::Cache cache = open_segment(name);
+  pipecache::Cache cache = open_segment(name, Access::write);
   std::string value;
   if (!parsed->count("value") || (*parsed)["value"].as<std::string>() == "-") {
     value = read_all_stdin();

@@ -268,7 +268,7 @@ int run_stats(const Invocation& invocation) {
   if (!parsed) return 0;
   OutputFormat format = output_format(*parsed, true);
   std::string name = segment_name(*parsed, invocation);
-  pipecache::Cache cache = open_segment(name);
+  pipecache::Cache cache = open_segment(name, Access::read);
   Stats s = cache.stats();
   switch (format) {
     case OutputFormat::text: write_stdout(text_report(name, s)); break;

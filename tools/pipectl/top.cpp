@@ -449,7 +449,7 @@ int run_top(const Invocation& invocation) {
     if (count == 0) throw UsageError("--count: must be at least 1");
   }
   std::string name = segment_name(*parsed, invocation);
-  pipecache::Cache cache = open_segment(name);
+  pipecache::Cache cache = open_segment(name, Access::read);
   ino_t inode = segment_inode(name);
 
   bool interactive = ::isatty(STDOUT_FILENO) == 1;
@@ -480,7 +480,7 @@ int run_top(const Invocation& invocation) {
             fmt::format("segment '{}' was destroyed while top was running", name));
       }
       // Destroyed and created again (a redeploy): follow the new one, rates from scratch.
-      cache = open_segment(name);
+      cache = open_segment(name, Access::read);
       inode = segment_inode(name);
       before = cache.stats();
       before_time = Clock::now();

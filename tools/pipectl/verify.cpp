@@ -21,7 +21,7 @@ int run_verify(const Invocation& invocation) {
   if (!parsed) return 0;
   OutputFormat format = output_format(*parsed, false);
   std::string name = segment_name(*parsed, invocation);
-  pipecache::Cache cache = open_segment(name);
+  pipecache::Cache cache = open_segment(name, Access::read);
   pipecache::VerifyReport report = cache.verify();
   if (format == OutputFormat::json) {
     JsonWriter j;

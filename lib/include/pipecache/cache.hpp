@@ -51,13 +51,30 @@ class Error : public std::runtime_error {
   ErrorKind kind_;
 };
 
+// Whose segments this process attaches to. A segment is a file in a world-writable directory:
+// its name proves nothing, so open() accepts it only if it is a regular file with one link,
+// not world-writable, and owned by the effective uid or by a uid listed here; anything else
+// is Error(permission_denied) naming the segment, its owner and its mode.
+struct Trust {
+  std::vector<std::uint32_t> owners;  // uids trusted besides the effective uid
+  // Any owner (still a regular file, one link, not world-writable). For read-only inspection
+  // by an administrator (root's pipectl stats / keys / get / inspect / verify).
+  bool any_owner = false;
+
+  // "www-data,1001": user names or numeric uids, comma-separated (the format of
+  // PIPECACHE_TRUSTED_OWNERS and `pipectl --owner`). Error naming an unknown user.
+  static Trust parse(std::string_view owners);
+  bool trusts(std::uint32_t uid) const noexcept;
+};
+
 struct Options {
   std::string name = "default";                 // [A-Za-z0-9._-], 1..64 characters
   std::size_t byte_budget = 64u << 20;          // keys + values + per-entry overhead
   std::size_t max_entries = 0;                  // 0 = only the byte budget limits
   unsigned stripes = 0;                         // power of two; 0 = derived from entries
   std::chrono::milliseconds default_ttl = std::chrono::minutes(5);  // 0 = never expires
-  unsigned permissions = 0600;                  // mode of /dev/shm/pipecache.<name>
+  unsigned permissions = 0600;                  // mode of /dev/shm/pipecache.<name>; never o+w
+  Trust trust;                                  // open_or_create: whose existing segment to open
 };
 
 // Counters kept per request type (namespace = the key prefix before the first ':').
@@ -167,7 +184,10 @@ struct SegmentInfo {
   unsigned stripes = 0;
   std::uint64_t buckets = 0;
   std::chrono::milliseconds default_ttl{0};
-  unsigned permissions = 0;
+  unsigned permissions = 0;       // as created (header)
+  std::uint32_t owner_uid = 0;    // the object's owner and mode when it was opened (fstat)
+  std::string owner;              // owner_uid's user name, or the number when it has none
+  unsigned mode = 0;
   std::uint64_t created_unix_ms = 0;
   std::vector<std::uint64_t> entries_per_stripe;
   std::uint64_t free_blocks = 0;
@@ -218,12 +238,16 @@ class Cache {
  public:
   // Creates the segment; Error if it exists. Its full size is reserved up front.
   static Cache create(const Options& options);
-  // Opens an existing segment; Error if missing, of another layout, truncated or foreign.
+  // Opens an existing segment; Error if missing, of another layout, truncated or foreign, and
+  // Error(permission_denied) when `trust` does not accept its owner or mode (see Trust).
   static Cache open(std::string_view name);
+  static Cache open(std::string_view name, const Trust& trust);
   // Opens the segment, or creates it with `options` when absent. Safe when many processes
-  // call it at once: they all end up on one initialised segment.
+  // call it at once: they all end up on one initialised segment. A name it could not create
+  // is opened only if it passes options.trust, as open() checks it.
   static Cache open_or_create(const Options& options);
-  // Unlinks the segment name; processes that have it open keep using it. False if absent.
+  // Unlinks the segment name; processes that have it open keep using it. False if absent;
+  // Error(permission_denied) when another user owns it (/dev/shm is sticky).
   static bool remove(std::string_view name);
   static bool exists(std::string_view name);
   // Throws Error naming the problem when `name` is not a valid segment name.

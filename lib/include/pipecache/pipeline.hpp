@@ -87,12 +87,17 @@ struct PipelineConfig {
   bool enable_request_deduplication = true;
 
   // Additions beyond the design's variables.
-  // A lease older than this is taken over even if its holder lives (a hung handler).
+  // A lease's length. The holder renews it every lease_time / 3 while its handler runs, so a
+  // live holder keeps it however long it computes; a dead holder's lease is taken over.
   std::chrono::milliseconds lease_time = std::chrono::seconds(10);
   // A waiter never waits longer than this for another process's value; it then computes.
   std::chrono::milliseconds dedup_max_wait = std::chrono::seconds(15);
   std::chrono::milliseconds default_stale_for{0};  // types without a policy
   std::size_t max_key_length = 250;                // longer keys are hashed (keys.hpp)
+  // Owners besides this process's effective user whose segment it may open (Trust). A segment
+  // owned by anybody else, or world-writable, is refused: requests are then computed
+  // directly, counted as segment_untrusted.
+  Trust trust;
 
   // Configuration without code (see README "Configuration file"). Per-type policies, applied
   // over the seeded ones (a type named here gets exactly this policy).
@@ -110,7 +115,7 @@ struct PipelineConfig {
   // CACHE_TTL_SECONDS, CACHE_MAX_SIZE, CACHE_MEMORY_LIMIT_MB, ENABLE_REQUEST_BATCHING,
   // BATCH_SIZE, BATCH_TIMEOUT_MS, ENABLE_REQUEST_DEDUPLICATION; prefixed only:
   // PIPECACHE_LEASE_TIME, PIPECACHE_DEDUP_MAX_WAIT, PIPECACHE_STALE_FOR,
-  // PIPECACHE_MAX_KEY_LENGTH). Absent variables keep the defaults above. A malformed or
+  // PIPECACHE_MAX_KEY_LENGTH, PIPECACHE_TRUSTED_OWNERS = "www-data,1001", see Trust::parse). Absent variables keep the defaults above. A malformed or
   // out-of-range value (an empty one included) throws Error naming the variable and value.
   //
   // Before the variables, PIPECACHE_CONFIG_FILE (when set) names a JSON file read with
@@ -142,6 +147,7 @@ enum class FallbackCause : unsigned {
   store_full,           // the store dropped the write (no room could be made)
   lease_unavailable,    // no room for a lease marker: computed without de-duplication
   dedup_wait_timeout,   // waited dedup_max_wait for another process: computed directly
+  segment_untrusted,    // the segment's owner or mode is not trusted (Trust): never opened
   count_
 };
 inline constexpr unsigned kFallbackCauses = static_cast<unsigned>(FallbackCause::count_);

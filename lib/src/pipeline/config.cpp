@@ -188,6 +188,13 @@ void read_environment_globals(PipelineConfig& c) {
   if (auto e = lookup("PIPECACHE_MAX_KEY_LENGTH", nullptr)) {
     c.max_key_length = parse_count(*e, 64, 1u << 16);
   }
+  if (auto e = lookup("PIPECACHE_TRUSTED_OWNERS", nullptr)) {
+    try {
+      c.trust = Trust::parse(e->text);
+    } catch (const Error& err) {
+      fail(*e, err.what());
+    }
+  }
 }
 
 }  // namespace

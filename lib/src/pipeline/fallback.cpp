@@ -13,6 +13,7 @@ std::string_view fallback_cause_name(FallbackCause cause) noexcept {
     case FallbackCause::store_full: return "store_full";
     case FallbackCause::lease_unavailable: return "lease_unavailable";
     case FallbackCause::dedup_wait_timeout: return "dedup_wait_timeout";
+    case FallbackCause::segment_untrusted: return "segment_untrusted";
     case FallbackCause::count_: break;
   }
   return "unknown";

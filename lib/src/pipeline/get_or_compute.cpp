@@ -2,6 +2,7 @@
 #include "pipeline/get_or_compute.hpp"
 
 #include "pipeline/envelope.hpp"
+#include "pipeline/lease_keeper.hpp"
 
 #include <algorithm>
 #include <exception>
@@ -132,6 +133,7 @@ std::string compute_as_holder(const RequestScope& s, std::uint64_t token,
   }
   std::string computed;
   try {
+    RenewedLease renewed(s.cache, s.key, token, s.lease_time);  // invariant 9
     computed = run_compute(s);
   } catch (...) {
     release(s, token);  // invariant 6: wakes the waiters, one of them retries

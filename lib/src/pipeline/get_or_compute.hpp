@@ -22,6 +22,9 @@
 //   8. Only the handler's exceptions leave this module: every cache failure is counted as a
 //      fallback and the request is answered by computing. The wait hook's exceptions leave
 //      too, thrown only between slices of a wait, when the caller holds no lease.
+//   9. A holder's lease is renewed every lease_time / 3 while its handler runs
+//      (RenewedLease): a live holder is never taken over however long it computes; the
+//      waiters give up after dedup_max_wait (invariant 5), not after lease_time.
 #pragma once
 
 #include "pipeline/fallback.hpp"

@@ -61,6 +61,8 @@ struct Pipeline::Impl {
   std::unique_ptr<Cache> cache_owner;  // GUARDED_BY(open_mu); never reset once set
   std::atomic<Cache*> cache{nullptr};  // published once, release/acquire
   std::atomic<std::int64_t> next_open_ns{0};
+  // Why the last open failed: what note_unavailable() counts.
+  std::atomic<FallbackCause> open_failure{FallbackCause::segment_unavailable};
 
   mutable std::mutex rules_mu;
   std::map<std::string, std::vector<std::string>, std::less<>> rules;  // GUARDED_BY(rules_mu)
@@ -79,6 +81,7 @@ struct Pipeline::Impl {
     o.byte_budget = config.cache_memory_limit_mb << 20;
     o.max_entries = config.cache_max_size;
     o.default_ttl = config.cache_ttl;
+    o.trust = config.trust;
     return o;
   }
 
@@ -97,8 +100,12 @@ struct Pipeline::Impl {
       cache.store(cache_owner.get(), std::memory_order_release);
       return cache_owner.get();
     } catch (const std::exception& e) {
-      fallbacks.log_once(FallbackCause::segment_unavailable,
-                         fmt::format("segment '{}': {}", config.segment_name, e.what()));
+      const auto* err = dynamic_cast<const Error*>(&e);
+      const FallbackCause cause = err != nullptr && err->kind() == ErrorKind::permission_denied
+                                      ? FallbackCause::segment_untrusted
+                                      : FallbackCause::segment_unavailable;
+      open_failure.store(cause, std::memory_order_relaxed);
+      fallbacks.log_once(cause, e.what());
       return nullptr;
     }
   }
@@ -129,7 +136,7 @@ struct Pipeline::Impl {
 
   void note_unavailable() noexcept {
     const FallbackCause cause = config.enable_response_caching
-                                    ? FallbackCause::segment_unavailable
+                                    ? open_failure.load(std::memory_order_relaxed)
                                     : FallbackCause::caching_disabled;
     fallbacks.note(cause,
                    cause == FallbackCause::caching_disabled

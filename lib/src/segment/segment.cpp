@@ -1,15 +1,16 @@
 #include "segment/segment.hpp"
 
-#include <dirent.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <bit>
 #include <boost/interprocess/mapped_region.hpp>
-#include <boost/interprocess/shared_memory_object.hpp>
+#include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -48,18 +49,37 @@ ErrorKind kind_of_errno(int e) {
   }
 }
 
-// Removes temporaries left by creators that died before publishing (see segment.hpp).
-void remove_dead_temporaries(std::string_view name) {
-  std::string prefix = Segment::object_name(name) + ".init-";
-  DIR* dir = ::opendir(kShmDir);
-  if (!dir) return;
-  while (dirent* e = ::readdir(dir)) {
-    std::string_view f(e->d_name);
-    if (f.substr(0, prefix.size()) != prefix) continue;
-    long pid = std::atol(std::string(f.substr(prefix.size())).c_str());
-    if (!pid_alive(pid)) ::unlink((std::string(kShmDir) + std::string(f)).c_str());
+// A file descriptor closed when the scope ends; the mapping outlives it.
+struct Fd {
+  int fd = -1;
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
   }
-  ::closedir(dir);
+  // What Boost's mapped_region maps: any object with a mapping handle.
+  bip::mapping_handle_t get_mapping_handle() const noexcept {
+    return bip::ipcdetail::mapping_handle_from_file_handle(fd);
+  }
+};
+
+// The trust check of an opened object (docs/trust-model.md, "Who may own a segment"): a
+// regular file with exactly one link (no hard link to somebody else's file), not
+// world-writable, owned by the effective uid or a trusted owner. Group write is allowed: pools
+// that share a group are a deployment's choice, made by the creator's mode.
+void check_trusted(std::string_view name, const struct stat& st, const Trust& trust) {
+  auto refuse = [&](std::string_view why) {
+    fail(name,
+         fmt::format("refused: {} ({} is owned by {} (uid {}), mode {:04o}); a segment is opened only "
+                     "when it is a regular file with one link, not world-writable, owned by this user "
+                     "(uid {}) or a trusted owner (PIPECACHE_TRUSTED_OWNERS, pipectl --owner)",
+                     why, Segment::path(name), user_name(st.st_uid), st.st_uid, st.st_mode & 07777,
+                     ::geteuid()),
+         ErrorKind::permission_denied);
+  };
+  if (!S_ISREG(st.st_mode)) refuse("not a regular file");
+  if (st.st_nlink != 1) refuse(fmt::format("it has {} links", st.st_nlink));
+  if (st.st_mode & S_IWOTH) refuse("it is world-writable");
+  if (st.st_uid != ::geteuid() && !trust.any_owner && !trust.trusts(st.st_uid))
+    refuse("owned by another user who is not trusted");
 }
 
 }  // namespace
@@ -91,6 +111,10 @@ Geometry plan_geometry(const Options& o) {
     fail(o.name, fmt::format("max_entries {} exceeds the maximum of {}", o.max_entries, std::uint64_t{1} << 32));
   if (o.permissions > 0777 || (o.permissions & 0600) != 0600)
     fail(o.name, fmt::format("permissions {:o} must be within 0777 and include owner read/write (0600)",
+                             o.permissions));
+  if (o.permissions & 0002)
+    fail(o.name, fmt::format("permissions {:04o} are world-writable: any local user could read, poison "
+                             "or truncate the cache; share it through a group (0660) instead",
                              o.permissions));
   g.byte_budget = o.byte_budget;
   g.max_entries = o.max_entries;
@@ -193,25 +217,14 @@ void Segment::write_header(char* base, const Geometry& g, const Options& o) {
 
 std::unique_ptr<Segment> Segment::create(const Options& options, const FormatStep& format) {
   Geometry g = plan_geometry(options);
-  remove_dead_temporaries(options.name);
-  static std::atomic<unsigned> counter{0};
-  std::string tmp = fmt::format("{}.init-{}-{}", object_name(options.name), ::getpid(),
-                                counter.fetch_add(1));
-  bip::permissions perms(options.permissions);
-  std::unique_ptr<bip::shared_memory_object> shm;
-  try {
-    shm = std::make_unique<bip::shared_memory_object>(bip::create_only, tmp.c_str(),
-                                                      bip::read_write, perms);
-  } catch (const bip::interprocess_exception& e) {
-    fail(options.name, fmt::format("cannot create in /dev/shm: {}", e.what()), kind_of_errno(e.get_native_error()));
-  }
-  struct TmpGuard {  // the temporary name never outlives this function
-    std::string path;
-    ~TmpGuard() { ::unlink(path.c_str()); }
-  } guard{kShmDir + tmp};
-  int fd = shm->get_mapping_handle().handle;
-  ::fchmod(fd, options.permissions);  // shm_open's mode is filtered by the umask
-  if (int rc = ::posix_fallocate(fd, 0, static_cast<off_t>(g.total_bytes)); rc != 0) {
+  // An unnamed file (O_TMPFILE): nothing to collide with and nothing to clean up. A creator
+  // killed before publication leaves no name behind; the kernel frees the inode.
+  Fd fd{::open(kShmDir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)};
+  if (fd.fd < 0)
+    fail(options.name, fmt::format("cannot create an unnamed file in {}: {}", kShmDir, std::strerror(errno)),
+         kind_of_errno(errno));
+  ::fchmod(fd.fd, options.permissions);  // open's mode is filtered by the umask
+  if (int rc = ::posix_fallocate(fd.fd, 0, static_cast<off_t>(g.total_bytes)); rc != 0) {
     if (rc == ENOSPC)
       fail(options.name,
            fmt::format("/dev/shm has no room for {} bytes (byte budget {}); free space in /dev/shm, "
@@ -222,16 +235,26 @@ std::unique_ptr<Segment> Segment::create(const Options& options, const FormatSte
     fail(options.name, fmt::format("cannot reserve {} bytes in /dev/shm: {}", g.total_bytes, std::strerror(rc)),
          kind_of_errno(rc));
   }
-  auto region = std::make_unique<bip::mapped_region>(*shm, bip::read_write, 0, g.total_bytes);
+  auto region = std::make_unique<bip::mapped_region>(fd, bip::read_write, 0, g.total_bytes);
   write_header(static_cast<char*>(region->get_address()), g, options);
   std::unique_ptr<Segment> seg(new Segment(options.name, std::move(region)));
   format(*seg);
   seg->header().init_state.store(kInitReady, std::memory_order_release);
-  if (::link((kShmDir + tmp).c_str(), path(options.name).c_str()) != 0) {
+  // Publication: link(2) fails with EEXIST if the name exists (another creator won, or a
+  // squatter). linkat(AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH; /proc/self/fd works for all.
+  std::string target = path(options.name);
+  int rc = ::linkat(fd.fd, "", AT_FDCWD, target.c_str(), AT_EMPTY_PATH);
+  if (rc != 0 && errno != EEXIST)
+    rc = ::linkat(AT_FDCWD, fmt::format("/proc/self/fd/{}", fd.fd).c_str(), AT_FDCWD, target.c_str(),
+                  AT_SYMLINK_FOLLOW);
+  if (rc != 0) {
     if (errno == EEXIST) return nullptr;
-    fail(options.name, fmt::format("cannot publish {}: {}", path(options.name), std::strerror(errno)),
-         kind_of_errno(errno));
+    fail(options.name, fmt::format("cannot publish {}: {}", target, std::strerror(errno)), kind_of_errno(errno));
   }
+  struct stat st;
+  if (::fstat(fd.fd, &st) != 0) fail(options.name, "cannot stat what it created", ErrorKind::system);
+  seg->owner_uid_ = st.st_uid;
+  seg->mode_ = st.st_mode & 07777;
   return seg;
 }
 
@@ -275,35 +298,56 @@ HeaderProblem header_problem(const char* base, std::size_t size) {
   return {};
 }
 
-std::unique_ptr<Segment> Segment::open(std::string_view name) {
+std::unique_ptr<Segment> Segment::open(std::string_view name, const Trust& trust) {
   validate_name(name);
-  std::string obj = object_name(name);
-  std::unique_ptr<bip::shared_memory_object> shm;
-  try {
-    shm = std::make_unique<bip::shared_memory_object>(bip::open_only, obj.c_str(), bip::read_write);
-  } catch (const bip::interprocess_exception& e) {
-    if (e.get_error_code() == bip::not_found_error)
+  // O_NOFOLLOW: a symlink planted under the name is refused, never followed. O_NONBLOCK: a
+  // FIFO planted there cannot block the open (the fstat check then refuses it).
+  Fd fd{::open(path(name).c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)};
+  if (fd.fd < 0) {
+    int e = errno;
+    if (e == ENOENT)
       fail(name, fmt::format("does not exist ({}); create it with 'pipectl create --name {}' or "
                              "Cache::open_or_create", path(name), name), ErrorKind::not_found);
-    if (e.get_native_error() == EACCES)
+    if (e == ELOOP) fail(name, fmt::format("refused: {} is a symbolic link", path(name)), ErrorKind::permission_denied);
+    if (e == EACCES)
       fail(name, fmt::format("permission denied opening {}", path(name)), ErrorKind::permission_denied);
-    fail(name, fmt::format("cannot open {}: {}", path(name), e.what()), kind_of_errno(e.get_native_error()));
+    fail(name, fmt::format("cannot open {}: {}", path(name), std::strerror(e)), kind_of_errno(e));
   }
-  bip::offset_t size = 0;
-  if (!shm->get_size(size)) fail(name, "cannot read its size", ErrorKind::system);
-  if (static_cast<std::uint64_t>(size) < sizeof(Header)) {
+  struct stat st;
+  if (::fstat(fd.fd, &st) != 0) fail(name, fmt::format("cannot stat: {}", std::strerror(errno)), ErrorKind::system);
+  check_trusted(name, st, trust);  // before a single byte of it is mapped
+  auto size = static_cast<std::uint64_t>(st.st_size);
+  if (size < sizeof(Header)) {
     auto p = header_problem(nullptr, static_cast<std::size_t>(size));
     fail(name, p.text, p.kind);
   }
-  auto region = std::make_unique<bip::mapped_region>(*shm, bip::read_write, 0, static_cast<std::size_t>(size));
+  auto region = std::make_unique<bip::mapped_region>(fd, bip::read_write, 0, static_cast<std::size_t>(size));
   HeaderProblem problem = header_problem(static_cast<const char*>(region->get_address()), region->get_size());
   if (!problem.empty()) fail(name, problem.text, problem.kind);
-  return std::unique_ptr<Segment>(new Segment(std::string(name), std::move(region)));
+  auto seg = std::unique_ptr<Segment>(new Segment(std::string(name), std::move(region)));
+  seg->owner_uid_ = st.st_uid;
+  seg->mode_ = st.st_mode & 07777;
+  return seg;
+}
+
+std::string user_name(std::uint32_t uid) {
+  passwd pw;
+  passwd* found = nullptr;
+  char buf[1024];
+  if (::getpwuid_r(uid, &pw, buf, sizeof buf, &found) == 0 && found) return found->pw_name;
+  return std::to_string(uid);
 }
 
 bool Segment::remove(std::string_view name) {
   validate_name(name);
-  return ::unlink(path(name).c_str()) == 0;
+  if (::unlink(path(name).c_str()) == 0) return true;
+  int e = errno;
+  if (e == ENOENT) return false;
+  // /dev/shm is sticky: only the owner (or root) may unlink a name.
+  if (e == EPERM || e == EACCES)
+    fail(name, fmt::format("permission denied removing {} (only its owner or root may remove it)", path(name)),
+         ErrorKind::permission_denied);
+  fail(name, fmt::format("cannot remove {}: {}", path(name), std::strerror(e)), kind_of_errno(e));
 }
 
 bool Segment::exists(std::string_view name) {
@@ -313,3 +357,36 @@ bool Segment::exists(std::string_view name) {
 }
 
 }  // namespace pipecache::detail
+
+namespace pipecache {
+
+Trust Trust::parse(std::string_view list) {
+  Trust t;
+  while (!list.empty()) {
+    auto comma = list.find(',');
+    std::string_view item = list.substr(0, comma);
+    list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    if (item.empty()) continue;
+    std::uint32_t uid = 0;
+    auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), uid);
+    if (ec != std::errc() || end != item.data() + item.size()) {
+      passwd pw;
+      passwd* found = nullptr;
+      char buf[1024];
+      std::string user(item);
+      if (::getpwnam_r(user.c_str(), &pw, buf, sizeof buf, &found) != 0 || !found)
+        throw Error(fmt::format("trusted owner '{}': no such user (give a user name or a numeric uid)", user));
+      uid = found->pw_uid;
+    }
+    t.owners.push_back(uid);
+  }
+  return t;
+}
+
+bool Trust::trusts(std::uint32_t uid) const noexcept {
+  return std::find(owners.begin(), owners.end(), uid) != owners.end();
+}
+
+}  // namespace pipecache

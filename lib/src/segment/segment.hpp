@@ -1,15 +1,18 @@
 // A mapped pipecache segment: naming, creation, opening, validation, removal.
 //
 // Creation protocol (why no half-initialised segment is ever visible under its name):
-//  1. the creator builds the whole segment under a private temporary name
-//     ("pipecache.<name>.init-<pid>-<n>"), reserving its full size with posix_fallocate
-//     (so a full /dev/shm is an error now, not a SIGBUS later); the segment writes its header,
-//     then runs the format step the layer above handed it (the store builds every mutex and
-//     lays out its stripes, namespaces and arena), then marks the header ready;
-//  2. it publishes it with link(2) to "pipecache.<name>", which fails with EEXIST if another
-//     creator won the race; then it unlinks the temporary name.
+//  1. the creator builds the whole segment in an unnamed file (open(O_TMPFILE) in /dev/shm),
+//     reserving its full size with posix_fallocate (so a full /dev/shm is an error now, not a
+//     SIGBUS later); the segment writes its header, then runs the format step the layer above
+//     handed it (the store builds every mutex and lays out its stripes, namespaces and arena),
+//     then marks the header ready;
+//  2. it publishes it with linkat(2) to "pipecache.<name>", which fails with EEXIST if another
+//     creator (or a squatter) has the name.
 // Openers therefore only ever see fully initialised segments. A creator killed during step 1
-// leaves only a temporary file, which later creators remove once its pid is dead.
+// leaves no name at all: there are no temporaries to collide with or to clean up.
+//
+// Opening checks who owns the object before mapping it (Trust, pipecache/cache.hpp):
+// /dev/shm is world-writable, so a name proves nothing about who made the file.
 // (/dev/shm is a tmpfs directory on Linux; shm_open names map to files in it.)
 #pragma once
 
@@ -58,13 +61,17 @@ class Segment {
   using FormatStep = std::function<void(Segment&)>;
   // nullptr when the name exists already (create_only semantics are the caller's choice).
   static std::unique_ptr<Segment> create(const Options& options, const FormatStep& format);
-  static std::unique_ptr<Segment> open(std::string_view name);
+  // Error(permission_denied) unless `trust` accepts the object's owner and mode.
+  static std::unique_ptr<Segment> open(std::string_view name, const Trust& trust);
   static bool remove(std::string_view name);
   static bool exists(std::string_view name);
   static std::string object_name(std::string_view name);  // "pipecache.<name>"
   static std::string path(std::string_view name);         // "/dev/shm/pipecache.<name>"
 
   const std::string& name() const noexcept { return name_; }
+  // The object's owner and mode when it was created or opened (fstat of the descriptor).
+  std::uint32_t owner_uid() const noexcept { return owner_uid_; }
+  unsigned mode() const noexcept { return mode_; }
   char* base() const noexcept { return base_; }
   std::size_t size() const noexcept { return size_; }
   Header& header() const noexcept { return *reinterpret_cast<Header*>(base_); }
@@ -96,6 +103,8 @@ class Segment {
   Geometry geo_;
   char* base_ = nullptr;
   std::size_t size_ = 0;
+  std::uint32_t owner_uid_ = 0;
+  unsigned mode_ = 0;
 };
 
 // Checks a mapped header against this binary's layout and the mapping size; an empty text
@@ -106,5 +115,8 @@ struct HeaderProblem {
   bool empty() const noexcept { return text.empty(); }
 };
 HeaderProblem header_problem(const char* base, std::size_t size);
+
+// The user name of `uid`, or the number when it has none.
+std::string user_name(std::uint32_t uid);
 
 }  // namespace pipecache::detail

@@ -1,0 +1,186 @@
+// The trust boundary between local users (docs/trust-model.md, "Who may own a segment"):
+// a name in /dev/shm proves nothing, so open() accepts only what this user (or an owner it
+// trusts) made, and creation leaves nothing another process could mistake or collide with.
+// Acting as another user needs root: CI runs as root, and so do these tests.
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <signal.h>
+
+#include "support/process.hpp"
+
+using namespace pipecache;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct Caught {
+  bool thrown = false;
+  ErrorKind kind = ErrorKind::system;
+  std::string text;
+};
+template <typename F>
+Caught catch_error(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return {true, e.kind(), e.what()};
+  }
+  return {};
+}
+
+bool contains(const std::string& s, std::string_view part) { return s.find(part) != std::string::npos; }
+
+// These tests act as `nobody`: they need root, which CI has.
+bool can_switch_users() {
+  if (testing::running_as_root() && testing::nobody_uid() >= 0) return true;
+  MESSAGE("not root or no user 'nobody': this trust test cannot act as another user here");
+  return false;
+}
+
+}  // namespace
+
+TEST_SUITE("trust") {
+  TEST_CASE("segment_squatted_by_another_user_is_refused_by_open_naming_owner_and_mode") {
+    if (!can_switch_users()) return;
+    testing::SegmentGuard g(testing::unique_name("squat"));
+    REQUIRE(testing::squat_as_nobody(g.name(), 0666));
+    Caught c = catch_error([&] { Cache::open(g.name()); });
+    REQUIRE(c.thrown);
+    CHECK(c.kind == ErrorKind::permission_denied);
+    CHECK(contains(c.text, g.name()));
+    CHECK(contains(c.text, "nobody"));
+    CHECK(contains(c.text, "0666"));
+  }
+
+  TEST_CASE("open_or_create_never_falls_back_to_a_squatted_name") {
+    if (!can_switch_users()) return;
+    testing::SegmentGuard g(testing::unique_name("squat"));
+    REQUIRE(testing::squat_as_nobody(g.name(), 0666));
+    Caught c = catch_error([&] { Cache::open_or_create(testing::small_options(g.name())); });
+    REQUIRE(c.thrown);
+    CHECK(c.kind == ErrorKind::permission_denied);
+    CHECK(contains(c.text, "nobody"));
+  }
+
+  TEST_CASE("world_writable_is_refused_even_from_a_trusted_owner") {
+    if (!can_switch_users()) return;
+    testing::SegmentGuard g(testing::unique_name("squat"));
+    REQUIRE(testing::squat_as_nobody(g.name(), 0666));
+    Trust trust;
+    trust.owners.push_back(static_cast<std::uint32_t>(testing::nobody_uid()));
+    Caught c = catch_error([&] { Cache::open(g.name(), trust); });
+    REQUIRE(c.thrown);
+    CHECK(c.kind == ErrorKind::permission_denied);
+    CHECK(contains(c.text, "world-writable"));
+  }
+
+  TEST_CASE("another_owner_is_opened_only_when_trusted") {
+    if (!can_switch_users()) return;
+    testing::SegmentGuard g(testing::unique_name("owner"));
+    REQUIRE(testing::squat_as_nobody(g.name(), 0640));
+    Caught refused = catch_error([&] { Cache::open(g.name()); });
+    CHECK(refused.kind == ErrorKind::permission_denied);
+    CHECK(contains(refused.text, "not trusted"));
+    // By uid and by name (the format of PIPECACHE_TRUSTED_OWNERS and pipectl --owner).
+    Trust by_name = Trust::parse("root, nobody");
+    auto c = Cache::open(g.name(), by_name);
+    CHECK(c.get("poison") == std::optional<std::string>("the squatter's value"));
+    SegmentInfo info = c.inspect();
+    CHECK(info.owner == "nobody");
+    CHECK(info.owner_uid == static_cast<std::uint32_t>(testing::nobody_uid()));
+    CHECK(info.mode == 0640);
+    Options o = testing::small_options(g.name());
+    o.trust = by_name;
+    CHECK_NOTHROW(Cache::open_or_create(o));
+  }
+
+  TEST_CASE("unknown_trusted_owner_is_an_error_naming_it") {
+    Caught c = catch_error([] { Trust::parse("www-data,no-such-user-here"); });
+    CHECK(c.thrown);
+    CHECK(contains(c.text, "no-such-user-here"));
+    CHECK(Trust::parse(" 0 ,").owners == std::vector<std::uint32_t>{0});
+  }
+
+  TEST_CASE("symlink_hard_link_and_fifo_under_a_segment_name_are_refused") {
+    testing::SegmentGuard real(testing::unique_name("real"));
+    auto made = Cache::create(testing::small_options(real.name()));
+    // A symlink to our own segment: never followed.
+    testing::SegmentGuard link(testing::unique_name("sym"));
+    REQUIRE(::symlink(Cache::path_of(real.name()).c_str(), Cache::path_of(link.name()).c_str()) == 0);
+    Caught sym = catch_error([&] { Cache::open(link.name()); });
+    CHECK(sym.kind == ErrorKind::permission_denied);
+    CHECK(contains(sym.text, "symbolic link"));
+    // A second name of a file (here our own): one link only.
+    testing::SegmentGuard hard(testing::unique_name("hard"));
+    REQUIRE(::link(Cache::path_of(real.name()).c_str(), Cache::path_of(hard.name()).c_str()) == 0);
+    Caught two = catch_error([&] { Cache::open(hard.name()); });
+    CHECK(two.kind == ErrorKind::permission_denied);
+    CHECK(contains(two.text, "2 links"));
+    ::unlink(Cache::path_of(hard.name()).c_str());
+    CHECK_NOTHROW(Cache::open(real.name()));  // one link again
+    // A FIFO: refused without blocking.
+    testing::SegmentGuard fifo(testing::unique_name("fifo"));
+    REQUIRE(::mkfifo(Cache::path_of(fifo.name()).c_str(), 0600) == 0);
+    Caught f = catch_error([&] { Cache::open(fifo.name()); });
+    CHECK(f.kind == ErrorKind::permission_denied);
+    CHECK(contains(f.text, "not a regular file"));
+  }
+
+  TEST_CASE("world_writable_mode_is_refused_at_creation") {
+    std::string name = testing::unique_name("mode");
+    auto o = testing::small_options(name);
+    o.permissions = 0666;
+    Caught c = catch_error([&] { Cache::create(o); });
+    CHECK(c.kind == ErrorKind::invalid_argument);
+    CHECK(contains(c.text, "world-writable"));
+    CHECK_FALSE(Cache::exists(name));
+    o.permissions = 0660;  // sharing through a group is allowed
+    testing::SegmentGuard g(name);
+    auto shared = Cache::create(o);
+    CHECK(shared.inspect().mode == 0660);
+  }
+
+  TEST_CASE("creating_x_leaves_x_init_backup_and_old_temporaries_alone") {
+    testing::SegmentGuard x(testing::unique_name("x"));
+    // Valid segment names that the old scheme took for its temporaries ("<x>.init-<pid>-<n>").
+    testing::SegmentGuard backup(x.name() + ".init-backup");
+    testing::SegmentGuard dead_pid(x.name() + ".init-999999-0");
+    auto b = Cache::create(testing::small_options(backup.name()));
+    b.put("k", "backup value");
+    auto d = Cache::create(testing::small_options(dead_pid.name()));
+    { auto made = Cache::create(testing::small_options(x.name())); }
+    CHECK(Cache::exists(backup.name()));
+    CHECK(Cache::exists(dead_pid.name()));
+    CHECK(Cache::open(backup.name()).get("k") == std::optional<std::string>("backup value"));
+    // And creation leaves no other name behind: only the three segments carry the prefix.
+    int names = 0;
+    for (const auto& e : std::filesystem::directory_iterator("/dev/shm"))
+      names += e.path().filename().string().rfind("pipecache." + x.name(), 0) == 0;
+    CHECK(names == 3);
+  }
+
+  TEST_CASE("removing_another_users_segment_is_a_permission_error") {
+    if (!can_switch_users()) return;
+    testing::SegmentGuard g(testing::unique_name("rm"));
+    auto mine = Cache::create(testing::small_options(g.name()));
+    pid_t child = testing::spawn_as_nobody([&] {
+      try {
+        Cache::remove(g.name());
+      } catch (const Error& e) {
+        return e.kind() == ErrorKind::permission_denied && contains(e.what(), "permission denied") ? 0 : 2;
+      }
+      return 1;  // removed, or reported as absent
+    });
+    auto st = testing::wait_for(child, 30s);
+    CHECK(st.exited);
+    CHECK(st.code == 0);
+    CHECK(Cache::exists(g.name()));
+  }
+}
