@@ -2,6 +2,7 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 
@@ -27,7 +28,10 @@ std::once_flag g_atfork_once;
 
 std::uint64_t ttl_ns(std::chrono::milliseconds ttl, std::string_view name) {
   if (ttl.count() < 0) throw Error(fmt::format("pipecache segment '{}': negative TTL {} ms", name, ttl.count()));
-  return static_cast<std::uint64_t>(ttl.count()) * 1000000ull;
+  // Saturates at 100 years: ms -> ns cannot overflow, nor can the store's now + ttl (the
+  // monotonic clock counts from boot), so a huge TTL is "a very long time", never "expired".
+  constexpr std::uint64_t kMaxTtlMs = 100ull * 365 * 24 * 3600 * 1000;
+  return std::min<std::uint64_t>(static_cast<std::uint64_t>(ttl.count()), kMaxTtlMs) * 1000000ull;
 }
 
 }  // namespace

@@ -166,6 +166,16 @@ TEST_SUITE("trust") {
     CHECK(names == 3);
   }
 
+  TEST_CASE("huge_ttl_and_lease_time_saturate_instead_of_wrapping_to_expired") {
+    testing::SegmentGuard g(testing::unique_name("ttl"));
+    auto c = Cache::create(testing::small_options(g.name()));
+    CHECK(c.put("k", "v", std::chrono::milliseconds::max(), 0));
+    CHECK(c.get("k") == std::optional<std::string>("v"));
+    LeaseResult mine = c.try_lease("lease", std::chrono::milliseconds::max());
+    CHECK(mine.state == LeaseState::acquired);
+    CHECK(c.try_lease("lease", 1s).state == LeaseState::held_by_other);
+  }
+
   TEST_CASE("removing_another_users_segment_is_a_permission_error") {
     if (!can_switch_users()) return;
     testing::SegmentGuard g(testing::unique_name("rm"));
