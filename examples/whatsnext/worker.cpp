@@ -18,8 +18,6 @@
 #include "server.hpp"
 #include "views.hpp"
 
-#include <pipecache/batcher.hpp>
-
 #include <httplib.h>
 
 #include <fmt/format.h>
@@ -31,6 +29,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <optional>
 #include <pthread.h>
 #include <sys/socket.h>
@@ -72,13 +71,6 @@ const std::vector<std::optional<Layout>> kWarmLayouts = {std::nullopt, Layout::f
 // Set by a handler on the thread that runs it: tells the route whether this request computed
 // its answer (X-Pipecache: computed) or was answered by the cache (hit).
 thread_local bool t_computed = false;
-
-struct RangeHash {
-  std::size_t operator()(const TimeRange& r) const noexcept {
-    return std::hash<UnixSeconds>()(r.from) * 31 + std::hash<UnixSeconds>()(r.to);
-  }
-};
-using EventsBatcher = pipecache::Batcher<TimeRange, std::string, RangeHash>;
 
 // Applies data changes a second time, kReinvalidateAfter after they happened (invariant 3).
 // One thread; stop() (the destructor) wakes it and drops what is still pending: the worker is
@@ -137,27 +129,22 @@ class App {
  public:
   explicit App(const ServerConfig& config)
       : config_(config), pipeline_(config.pipeline), reinvalidator_(pipeline_) {
-    // Batching of events_by_range misses (issue 5's seam): N ranges missed within one window
-    // become one SQL query. Only misses get here: the pipeline routes a computation, never a
-    // hit. Its batch counters are recorded in the segment by the observer below.
-    events_batcher_ = std::make_unique<EventsBatcher>(
-        [this](const std::vector<TimeRange>& ranges) {
-          auto lists = db().occurrences(ranges);
-          std::vector<std::string> out;
-          out.reserve(ranges.size());
-          for (std::size_t i = 0; i < ranges.size(); ++i) {
-            out.push_back(events_json(ranges[i], lists[i]));
-          }
-          return out;
-        },
-        [this](const TimeRange& r) { return events_json(r, db().occurrences(r)); },
-        pipecache::BatcherOptions{config.pipeline.batch_size, config.pipeline.batch_timeout},
-        [this](const pipecache::BatchReport& report) { record_batch(report); });
-    pipeline_.set_batch_handler([this](std::string_view type, const Params& params,
-                                       const pipecache::Pipeline::Handler& handler) {
-      if (type != kEvents) return handler();
-      t_computed = true;
-      return events_batcher_->load(parse_range(params.at("start"), params.at("end")));
+    // Batching of events_by_range misses: the ranges missed within one window (batch_size,
+    // batch_timeout) become one SQL query. Only misses get here; the pipeline records the
+    // batch counters in the segment.
+    pipeline_.register_batch_handler(std::string(kEvents), [this](const std::vector<Params>& batch) {
+      std::vector<TimeRange> ranges;
+      ranges.reserve(batch.size());
+      for (const Params& params : batch) ranges.push_back(parse_range(params.at("start"), params.at("end")));
+      auto lists = db().occurrences(ranges);
+      std::vector<std::string> out;
+      out.reserve(ranges.size());
+      std::lock_guard lock(batched_mutex_);
+      for (std::size_t i = 0; i < ranges.size(); ++i) {
+        out.push_back(events_json(ranges[i], lists[i]));
+        batched_.emplace(ranges[i].from, ranges[i].to);
+      }
+      return out;
     });
   }
 
@@ -168,7 +155,6 @@ class App {
     }
     warm_wake_.notify_one();
     if (warmer_.joinable()) warmer_.join();
-    events_batcher_->shutdown();
   }
 
   // Worker 0 warms (one warmer per server: the others would only compute the same values).
@@ -237,13 +223,17 @@ class App {
     }
   }
 
+  // computed_in_batch: whether the batch handler computed this request's answer (it runs on
+  // the pipeline's batcher thread, so t_computed cannot tell).
   void answer(httplib::Response& r, std::string_view type, const Params& params,
-              const std::function<std::string()>& handler) {
+              const std::function<std::string()>& handler,
+              const std::function<bool()>& computed_in_batch = {}) {
     t_computed = false;
     std::string body = pipeline_.process_request(type, params, [&] {
       t_computed = true;
       return handler();
     });
+    if (!t_computed && computed_in_batch) t_computed = computed_in_batch();
     const char* how = !pipeline_.cache_available() ? "off" : t_computed ? "computed" : "hit";
     r.set_header("X-Pipecache", how);
     r.set_content(std::move(body), "application/json");
@@ -318,7 +308,8 @@ class App {
     const TimeRange range =
         parse_range(q.get_param_value("start"), q.get_param_value("end"));
     answer(r, kEvents, {{"start", std::to_string(range.from)}, {"end", std::to_string(range.to)}},
-           [this, range] { return events_json(range, db().occurrences(range)); });
+           [this, range] { return events_json(range, db().occurrences(range)); },
+           [this, range] { return claim_batched(range); });
   }
 
   void put_settings(const httplib::Request& q, httplib::Response& r) {
@@ -339,24 +330,22 @@ class App {
                   "application/json");
   }
 
-  void record_batch(const pipecache::BatchReport& report) {
-    pipecache::Cache* cache = pipeline_.cache();
-    if (cache == nullptr) return;
-    using pipecache::NsCounter;
-    const int ns = cache->namespace_id(pipecache::escape_request_type(kEvents));
-    cache->record(ns, NsCounter::batches);
-    cache->record(ns, NsCounter::batchable_requests, report.requests);
-    cache->record(ns, NsCounter::batched_requests, report.requests - report.fallbacks);
-    if (report.requests >= 2) cache->record(ns, NsCounter::batch_joined, report.requests);
-    if (report.failed) cache->record(ns, NsCounter::batch_failures);
-    cache->record(ns, NsCounter::batch_fallbacks, report.fallbacks);
-    cache->record(ns, NsCounter::batch_wait_ns, static_cast<std::uint64_t>(report.wait.count()));
+  // A range the batch handler computed, claimed once by a request that asked for it. Only the
+  // holder of a key's lease computes it, so at most one request of this process waits for
+  // each computed range (two requests of one range at the same instant may swap headers).
+  bool claim_batched(const TimeRange& range) {
+    std::lock_guard lock(batched_mutex_);
+    auto it = batched_.find({range.from, range.to});
+    if (it == batched_.end()) return false;
+    batched_.erase(it);
+    return true;
   }
 
   const ServerConfig& config_;
   pipecache::Pipeline pipeline_;
   Reinvalidator reinvalidator_;
-  std::unique_ptr<EventsBatcher> events_batcher_;
+  std::mutex batched_mutex_;
+  std::multiset<std::pair<UnixSeconds, UnixSeconds>> batched_;  // GUARDED_BY(batched_mutex_)
   std::mutex warm_mutex_;
   std::condition_variable warm_wake_;
   bool stopping_ = false;  // GUARDED_BY(warm_mutex_)

@@ -170,13 +170,13 @@ bool Cache::visit(std::string_view key, const std::function<void(std::string_vie
   return impl_->table->visit(key, impl_->table->hash(key), reader, c);
 }
 
-void Cache::put(std::string_view key, std::string_view value) {
-  put(key, value,
+bool Cache::put(std::string_view key, std::string_view value) {
+  return put(key, value,
       std::chrono::milliseconds(impl_->seg->geometry().default_ttl_ns / 1000000ull), 0);
 }
 
-void Cache::put(std::string_view key, std::string_view value, std::chrono::milliseconds ttl) {
-  put(key, value, ttl, 0);
+bool Cache::put(std::string_view key, std::string_view value, std::chrono::milliseconds ttl) {
+  return put(key, value, ttl, 0);
 }
 
 bool Cache::put(std::string_view key, std::string_view value, std::chrono::milliseconds ttl, std::uint16_t flags) {

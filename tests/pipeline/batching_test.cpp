@@ -308,32 +308,17 @@ TEST_CASE("a_type_without_a_batch_handler_calls_its_handler_once_per_miss") {
   CHECK(t.batchable_requests == 0);
   CHECK(t.batches == 0);
 
-  // A set_batch_handler route still serves eligible types without a registered handler; a
-  // registered handler takes precedence over it for its own type.
-  std::atomic<int> routed{0};
-  p.set_batch_handler([&](std::string_view, const Params&, const Pipeline::Handler& handler) {
-    ++routed;
-    return handler() + "+routed";
-  });
-  CHECK(p.process_request("settings_get", id(100), [] { return std::string("s"); }) ==
-        "s+routed");
+  // Removing the registration hands the type back to its own handler, one request at a time.
   cfg.batch_timeout = 20ms;
   const std::string name2 = testing::unique_name("pl-bnone2");
   testing::SegmentGuard guard2(name2);
   cfg.segment_name = name2;
   Pipeline q(cfg);
-  q.set_batch_handler([&](std::string_view, const Params&, const Pipeline::Handler& handler) {
-    ++routed;
-    return handler() + "+routed";
-  });
   q.register_batch_handler(std::string(kEvents), log.handler());
   CHECK(q.process_request(kEvents, id(1), [] { return std::string("e"); }) ==
         "batched " + answer(id(1)));
-  CHECK(routed == 1);
-  // Removing the registration hands the type back to the route.
   q.register_batch_handler(std::string(kEvents), {});
-  CHECK(q.process_request(kEvents, id(2), [] { return std::string("e"); }) == "e+routed");
-  CHECK(routed == 2);
+  CHECK(q.process_request(kEvents, id(2), [] { return std::string("e"); }) == "e");
 }
 
 TEST_CASE("a_failed_batch_falls_back_per_request_and_each_error_reaches_only_its_caller") {

@@ -107,31 +107,35 @@ TEST_CASE("warm_ahead_fills_the_next_time_buckets") {
   CHECK(p.warm_ahead("settings_get", {}, [](auto) { return std::string("s"); }) == 1);
 }
 
-TEST_CASE("batch_eligible_types_go_through_the_batch_seam") {
+TEST_CASE("only_batch_eligible_types_go_through_their_batch_handler") {
   const std::string name = testing::unique_name("pl-batch");
   testing::SegmentGuard guard(name);
+  // One value per params, naming the type's id: a value computed alone says "alone".
+  auto batch_of = [](std::string tag) {
+    return [tag](const std::vector<Params>& batch) {
+      std::vector<std::string> out;
+      for (const Params& params : batch) out.push_back(tag + params.at("id"));
+      return out;
+    };
+  };
   Pipeline p(small_config(name));
-  std::vector<std::string> routed;
-  p.set_batch_handler([&](std::string_view type, const Params& params,
-                          const Pipeline::Handler& handler) {
-    routed.emplace_back(type);
-    CHECK(params.count("id") == 1);
-    return handler() + "+batched";
-  });
-  CHECK(p.process_request("events_by_range", {{"id", "1"}}, [] { return std::string("e"); }) ==
-        "e+batched");
-  CHECK(p.process_request("whats_next_data", {{"id", "1"}}, [] { return std::string("w"); }) ==
-        "w");
-  CHECK(routed == std::vector<std::string>{"events_by_range"});
-  // Batching disabled by config: the seam is bypassed.
+  REQUIRE(p.policy("events_by_range").batch_eligible);
+  REQUIRE(!p.policy("whats_next_data").batch_eligible);
+  p.register_batch_handler("events_by_range", batch_of("batched-"));
+  p.register_batch_handler("whats_next_data", batch_of("batched-"));
+  CHECK(p.process_request("events_by_range", {{"id", "1"}}, [] { return std::string("alone"); }) ==
+        "batched-1");
+  CHECK(p.process_request("whats_next_data", {{"id", "1"}}, [] { return std::string("alone"); }) ==
+        "alone");
+  // Batching disabled by config: the batch handler is never called.
   const std::string name2 = testing::unique_name("pl-batchoff");
   testing::SegmentGuard guard2(name2);
   PipelineConfig cfg = small_config(name2);
   cfg.enable_request_batching = false;
   Pipeline q(cfg);
-  q.set_batch_handler([](auto, const auto&, const auto& h) { return h() + "+batched"; });
-  CHECK(q.process_request("events_by_range", {{"id", "1"}}, [] { return std::string("e"); }) ==
-        "e");
+  q.register_batch_handler("events_by_range", batch_of("batched-"));
+  CHECK(q.process_request("events_by_range", {{"id", "1"}}, [] { return std::string("alone"); }) ==
+        "alone");
 }
 
 TEST_CASE("raw_values_put_by_other_clients_are_served") {

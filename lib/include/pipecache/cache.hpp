@@ -268,10 +268,11 @@ class Cache {
   // must not call into this Cache. False on a miss (reader not called).
   bool visit(std::string_view key, const std::function<void(std::string_view)>& reader);
 
-  void put(std::string_view key, std::string_view value);
-  void put(std::string_view key, std::string_view value, std::chrono::milliseconds ttl);
-  // ttl 0 = never expires. Returns false when the write was dropped (no room, lock timeout);
-  // throws Error for an oversize key or value.
+  // Every put returns false when the write was dropped (no room could be made, lock timeout)
+  // and throws Error for an oversize key or value. Without a ttl, the segment's default TTL;
+  // ttl 0 = never expires. flags: kUserFlagsMask bits kept with the value.
+  bool put(std::string_view key, std::string_view value);
+  bool put(std::string_view key, std::string_view value, std::chrono::milliseconds ttl);
   bool put(std::string_view key, std::string_view value, std::chrono::milliseconds ttl,
            std::uint16_t flags);
 
@@ -330,10 +331,8 @@ class Cache {
   std::size_t max_value_size() const noexcept;
   std::size_t max_key_size() const noexcept;
 
-  struct Impl;
-  Impl& impl() noexcept { return *impl_; }  // for the library's own modules
-
  private:
+  struct Impl;
   explicit Cache(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

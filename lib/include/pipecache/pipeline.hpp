@@ -170,7 +170,7 @@ struct LatencySummary {
 // and its compute_time runs from joining the window to getting the value, so it includes the
 // wait for the window (batch_wait_ns holds that part alone).
 //
-// Batching (Pipeline::register_batch_handler; a set_batch_handler route records its own):
+// Batching (Pipeline::register_batch_handler):
 // every miss sent to the type's batcher counts once in `batchable_requests`; every batch once
 // in `batches`. A request answered by the batch handler counts in `batched_requests`; one
 // re-run alone after its batch failed, in `batch_fallbacks` (so each request of a batch is in
@@ -224,13 +224,6 @@ struct PipelineStats {
 class Pipeline {
  public:
   using Handler = std::function<std::string()>;
-  // The seam for request batching (issue 5): when set, a batch-eligible type's computation
-  // (the owner of a lease, or a request without de-duplication) goes through the route
-  // instead of calling the handler itself. The route must return the handler's value (or
-  // throw what it throws); it runs with no segment lock held. A type with a batch handler
-  // registered (register_batch_handler) is batched by the pipeline and skips the route.
-  using BatchRoute = std::function<std::string(std::string_view request_type, const Params& params,
-                                               const Handler& handler)>;
   // Answers a batch of requests of one type: one value per params, in the same order.
   using BatchHandler = std::function<std::vector<std::string>(const std::vector<Params>& batch)>;
   // Builds the value of a time-bucketed type for the bucket starting at `bucket`.
@@ -281,9 +274,7 @@ class Pipeline {
   // The key process_request would use now.
   std::string cache_key(std::string_view request_type, const Params& params) const;
 
-  void set_batch_handler(BatchRoute route);
-
-  // Request batching (issue 5). While `request_type`'s policy is batch_eligible and
+  // Request batching. While `request_type`'s policy is batch_eligible and
   // config().enable_request_batching is on, its misses are computed in batches: the cache is
   // looked at first and cross-process de-duplication applies as always (only the process
   // that holds a key's lease computes it); that computation then joins the type's open
@@ -311,7 +302,7 @@ class Pipeline {
   //
   // Registering again replaces the handler (requests already in a window finish with the
   // old one); an empty `handler` removes it. A batch-eligible type without a batch handler
-  // is computed one request at a time, through the set_batch_handler route if one is set.
+  // is computed one request at a time.
   // Destroying the Pipeline answers every request still waiting in a window first.
   void register_batch_handler(std::string request_type, BatchHandler handler);
 

@@ -5,7 +5,6 @@
 //   open_mu   guards cache_owner and the (re)open attempt; `cache` publishes the opened
 //             Cache with release/acquire and is never reset, so readers need no lock.
 //   rules_mu  guards rules.
-//   route_mu  guards batch_route (has_batch_route mirrors whether it is set).
 //   PolicyTable and BatchLanes have their own locks (policy.hpp, batching.hpp).
 //
 // Member order is destruction order reversed: batch_lanes is declared last so that every
@@ -26,7 +25,6 @@
 #include <atomic>
 #include <mutex>
 #include <set>
-#include <shared_mutex>
 
 namespace pipecache {
 
@@ -66,11 +64,6 @@ struct Pipeline::Impl {
 
   mutable std::mutex rules_mu;
   std::map<std::string, std::vector<std::string>, std::less<>> rules;  // GUARDED_BY(rules_mu)
-
-  mutable std::shared_mutex route_mu;
-  BatchRoute batch_route;  // GUARDED_BY(route_mu)
-  // Whether batch_route is set: lets requests skip route_mu until a batcher is installed.
-  std::atomic<bool> has_batch_route{false};
 
   // Set before the first request (set_wait_hook), read without a lock by waiters.
   WaitHook wait_hook;
@@ -176,19 +169,11 @@ struct Pipeline::Impl {
     const Handler& handler;
   };
 
-  // The registered batch handler's batch, else the set_batch_handler route, else the
-  // handler itself. Looked up when the computation runs, not per request: hits never pay.
+  // The registered batch handler's batch, else the handler itself. Looked up when the
+  // computation runs, not per request: hits never pay.
   std::string compute_batchable(const BatchableCall& call) {
     if (auto lane = batch_lanes.find(call.type.request_type)) {
       return lane->compute(call.cache, call.ns, call.key, call.params, call.handler);
-    }
-    if (has_batch_route.load(std::memory_order_acquire)) {
-      BatchRoute route;
-      {
-        std::shared_lock lock(route_mu);
-        route = batch_route;  // a copy: the route runs without route_mu
-      }
-      if (route) return route(call.type.request_type, call.params, call.handler);
     }
     return call.handler();
   }
@@ -390,12 +375,6 @@ std::size_t Pipeline::warm_ahead(std::string_view request_type, const Params& pa
 std::string Pipeline::cache_key(std::string_view request_type, const Params& params) const {
   const auto type = impl_->policies.find(request_type);
   return impl_->key_for(*type, params, impl_->cache.load(std::memory_order_acquire));
-}
-
-void Pipeline::set_batch_handler(BatchRoute route) {
-  std::unique_lock lock(impl_->route_mu);
-  impl_->has_batch_route.store(static_cast<bool>(route), std::memory_order_release);
-  impl_->batch_route = std::move(route);
 }
 
 void Pipeline::register_batch_handler(std::string request_type, BatchHandler handler) {

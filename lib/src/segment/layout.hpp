@@ -9,8 +9,10 @@
 //   arena_off         arena_bytes of blocks (entries and free blocks), 8-byte units
 //
 // Rules (STYLE.md): offsets, never pointers; no virtuals and no std containers here; every
-// atomic is_always_lock_free; a change to any struct below changes kLayoutFingerprint, and a
-// deliberate change bumps kLayoutVersion and the golden test (tests/store/golden_test.cpp).
+// atomic is_always_lock_free. A change of any struct's size changes kLayoutFingerprint (checked
+// on every attach); the golden test (tests/store/golden_test.cpp) pins the fingerprint and
+// every field offset as literals, so ANY change of this file's format fails it. A deliberate
+// change bumps kLayoutVersion and updates the golden test in the same commit.
 //
 // Lock order, stated once for the whole library:
 //   stripe locks (ascending index when more than one is held to block) -> arena lock
@@ -278,7 +280,9 @@ struct LeaseRecord {
   std::uint64_t deadline_ns;  // CLOCK_MONOTONIC
 };
 
-// Changes whenever a shared struct's size or a field's offset changes.
+// Changes whenever a shared struct's size, one of the few offsets mixed in, or a table size
+// changes. It does not see a reordering of fields within an unchanged size: the golden test
+// pins every offset for that.
 constexpr std::uint64_t layout_fingerprint() {
   std::uint64_t h = 1469598103934665603ull;
   auto mix = [&h](std::uint64_t v) { h = (h ^ v) * 1099511628211ull; };
