@@ -83,6 +83,13 @@ struct Cache::Impl {
     return seg->slots()[slot.load(std::memory_order_acquire)];
   }
 
+  // The first counted get of a process (or of a child after fork) claims its slot first. Apart,
+  // so that the usual get is one test and a tail call: with the claim in line, GCC saved and
+  // restored four registers around every get.
+  [[gnu::noinline]] bool get_claiming(std::string_view key, std::string& out, std::uint16_t* flags) {
+    return table->get(key, out, flags, claim());
+  }
+
   void check_key(std::string_view key) const {
     if (key.size() > detail::kMaxKeyBytes)
       throw Error(fmt::format("pipecache segment '{}': key of {} bytes exceeds the maximum of {}", seg->name(),
@@ -144,24 +151,14 @@ std::optional<std::string> Cache::get(std::string_view key) {
 
 // Both overloads are one call of Table::get, which checks the key's length and hashes it: the
 // hit path has no frame of its own here (callgrind, bench/profile).
-namespace {
-// The first counted get of a process (or of a child after fork) claims its slot first. Apart,
-// so that the usual get is one test and a tail call: with the claim in line, GCC saved and
-// restored four registers around every get.
-[[gnu::noinline]] bool get_claiming(Cache::Impl& impl, std::string_view key, std::string& out,
-                                    std::uint16_t* flags) {
-  return impl.table->get(key, out, flags, impl.claim());
-}
-}  // namespace
-
 bool Cache::get(std::string_view key, std::string& out) {
   if (detail::Counters c = impl_->claimed()) return impl_->table->get(key, out, nullptr, c);
-  return get_claiming(*impl_, key, out, nullptr);
+  return impl_->get_claiming(key, out, nullptr);
 }
 
 bool Cache::get(std::string_view key, std::string& out, std::uint16_t& flags) {
   if (detail::Counters c = impl_->claimed()) return impl_->table->get(key, out, &flags, c);
-  return get_claiming(*impl_, key, out, &flags);
+  return impl_->get_claiming(key, out, &flags);
 }
 
 bool Cache::visit(std::string_view key, const std::function<void(std::string_view)>& reader) {

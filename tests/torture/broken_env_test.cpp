@@ -28,9 +28,7 @@
 #include <fmt/format.h>
 
 #include <pipecache/cache.hpp>
-#ifdef TORTURE_PIPELINE
 #include <pipecache/pipeline.hpp>
-#endif
 
 #include "segment/layout.hpp"
 #include "support/process.hpp"
@@ -322,7 +320,6 @@ TEST_SUITE("reliability") {
     // open_or_create must not replace a segment other binaries may still use.
     CHECK_FALSE(error_of([&] { Cache::open_or_create(testing::small_options(g.name())); }).empty());
     CHECK(Cache::exists(g.name()));
-#ifdef TORTURE_PIPELINE
     pipecache::PipelineConfig pc;
     pc.segment_name = g.name();
     pipecache::Pipeline p(pc);
@@ -335,7 +332,6 @@ TEST_SUITE("reliability") {
     CHECK(computed == 1);
     CHECK_FALSE(p.cache_available());
     CHECK(p.stats().local_fallbacks[static_cast<unsigned>(pipecache::FallbackCause::segment_unavailable)] >= 1);
-#endif
   }
 
   // ---- poisoned lock word: denial of service, bounded ---------------------------------------
@@ -379,7 +375,6 @@ TEST_SUITE("reliability") {
       write_at<std::int32_t>(g.name(), stripes_off + i * sizeof(d::Stripe) + offsetof(d::Stripe, mutex), 0);
   }
 
-#ifdef TORTURE_PIPELINE
   // ---- a lease that is never resolved ----------------------------------------------------------
   // A live process holding a lease with a far deadline (a hung handler, or a forged marker)
   // is never taken over; the pipeline's waiters give up after dedup_max_wait and compute
@@ -421,7 +416,6 @@ TEST_SUITE("reliability") {
     ::close(ready[0]);
     ::close(ready[1]);
   }
-#endif
 
   // ---- names --------------------------------------------------------------------------------
   TEST_CASE("names_cannot_leave_dev_shm") {
@@ -470,7 +464,6 @@ TEST_SUITE("small_shm_helper") {
       CHECK(ok.get("k") == std::optional<std::string>("v"));
     }
     Cache::remove(name);
-#ifdef TORTURE_PIPELINE
     pipecache::PipelineConfig pc;
     pc.segment_name = name;
     pc.cache_memory_limit_mb = 64;
@@ -486,6 +479,5 @@ TEST_SUITE("small_shm_helper") {
     CHECK(computed == 3);  // no cache: every request computes, none fails
     CHECK_FALSE(p.cache_available());
     CHECK(p.stats().local_fallbacks[static_cast<unsigned>(pipecache::FallbackCause::segment_unavailable)] >= 1);
-#endif
   }
 }

@@ -174,11 +174,7 @@ class Supervisor {
 
  private:
   bool pipeline_on() const {
-#ifdef TORTURE_PIPELINE
     return cfg_.pipeline;
-#else
-    return false;
-#endif
   }
   std::uint64_t stall_ns() const { return std::uint64_t{cfg_.stall_limit_ms} * 1000000ull; }
   std::uint64_t kill_gap() {

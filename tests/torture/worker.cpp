@@ -11,9 +11,7 @@
 #include <fmt/format.h>
 
 #include <pipecache/cache.hpp>
-#ifdef TORTURE_PIPELINE
 #include <pipecache/pipeline.hpp>
-#endif
 
 #include "support/process.hpp"
 
@@ -49,7 +47,6 @@ class Worker {
   Worker(const WorkerPlan& plan, Board& board)
       : plan_(plan), me_(board.workers[plan.slot]), board_(board), rng_(plan.seed),
         cache_(Cache::open(plan.segment)) {
-#ifdef TORTURE_PIPELINE
     if (plan.pipeline) {
       pipecache::PipelineConfig pc;
       pc.segment_name = plan.segment;
@@ -65,7 +62,6 @@ class Worker {
         pipeline_->set_policy(fmt::format("pq{}", t), pol);
       }
     }
-#endif
   }
 
   int run() {
@@ -81,9 +77,6 @@ class Worker {
         }
         pick -= m.weight;
       }
-#ifndef TORTURE_PIPELINE
-      if (op == Op::pipeline) op = Op::lease;
-#endif
       if (op == Op::pipeline && !plan_.pipeline) op = Op::lease;
       std::uint64_t t0 = now_ns();
       me_.current_op.store(static_cast<unsigned>(op) + 1, std::memory_order_relaxed);
@@ -234,7 +227,6 @@ class Worker {
   }
 
   void pipeline_request() {
-#ifdef TORTURE_PIPELINE
     unsigned id = static_cast<unsigned>(rng_() % 300);
     std::string type = fmt::format("pq{}", id % 2);
     std::string logical = fmt::format("{}/{}", type, id);
@@ -244,7 +236,6 @@ class Worker {
       return testing::make_value(logical, next_version(), size);
     });
     check(logical, v);
-#endif
   }
 
   const WorkerPlan& plan_;
@@ -252,9 +243,7 @@ class Worker {
   Board& board_;
   std::mt19937_64 rng_;
   Cache cache_;
-#ifdef TORTURE_PIPELINE
   std::optional<pipecache::Pipeline> pipeline_;
-#endif
   std::string buf_;
   std::uint64_t version_ = 0;
 };

@@ -1,4 +1,4 @@
-// Request batching inside the pipeline (issue 5): the batch handlers registered with
+// Request batching inside the pipeline: the batch handlers registered with
 // Pipeline::register_batch_handler, one Batcher per request type and process.
 //
 // Where it sits: get_or_compute decides WHO computes (the holder of a key's lease, across

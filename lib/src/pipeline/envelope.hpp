@@ -16,11 +16,12 @@
 
 #include <pipecache/cache.hpp>
 
+#include "util/clock.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
-#include <ctime>
 #include <string>
 #include <string_view>
 
@@ -32,21 +33,6 @@ static_assert(((kFlagEnvelope | kFlagUncacheable) & ~kUserFlagsMask) == 0);
 
 inline constexpr std::size_t kTrailerBytes = sizeof(std::int64_t);
 inline constexpr std::int64_t kForever = INT64_MAX;
-
-// CLOCK_MONOTONIC in ns: one time line for every process of the host.
-inline std::int64_t monotonic_ns() noexcept {
-  timespec ts;
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
-
-// CLOCK_MONOTONIC_COARSE: ~6 ns instead of ~45 ns here, at most a few ms behind
-// CLOCK_MONOTONIC. Behind, never ahead: a value judged with it is fresh a few ms longer.
-inline std::int64_t monotonic_coarse_ns() noexcept {
-  timespec ts;
-  ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
 
 // fresh_until for a value computed at `now` with `ttl` (0 = never expires).
 inline std::int64_t fresh_until(std::int64_t now, std::chrono::milliseconds ttl) noexcept {

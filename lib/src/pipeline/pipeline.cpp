@@ -45,6 +45,26 @@ LatencySummary summarize(const Histogram& h) {
   return s;
 }
 
+// Each counter of RequestTypeStats and the namespace counter it reports.
+constexpr std::pair<std::uint64_t RequestTypeStats::*, NsCounter> kTypeCounters[] = {
+    {&RequestTypeStats::requests, NsCounter::requests},
+    {&RequestTypeStats::hits, NsCounter::hits},
+    {&RequestTypeStats::misses, NsCounter::misses},
+    {&RequestTypeStats::stale_served, NsCounter::stale_served},
+    {&RequestTypeStats::computes, NsCounter::computes},
+    {&RequestTypeStats::compute_failures, NsCounter::compute_failures},
+    {&RequestTypeStats::dedup_waits, NsCounter::dedup_waits},
+    {&RequestTypeStats::lease_takeovers, NsCounter::lease_takeovers},
+    {&RequestTypeStats::fallbacks, NsCounter::fallbacks},
+    {&RequestTypeStats::batchable_requests, NsCounter::batchable_requests},
+    {&RequestTypeStats::batches, NsCounter::batches},
+    {&RequestTypeStats::batched_requests, NsCounter::batched_requests},
+    {&RequestTypeStats::batch_joined, NsCounter::batch_joined},
+    {&RequestTypeStats::batch_failures, NsCounter::batch_failures},
+    {&RequestTypeStats::batch_fallbacks, NsCounter::batch_fallbacks},
+    {&RequestTypeStats::batch_wait_ns, NsCounter::batch_wait_ns},
+};
+
 }  // namespace
 
 struct Pipeline::Impl {
@@ -67,6 +87,12 @@ struct Pipeline::Impl {
 
   // Set before the first request (set_wait_hook), read without a lock by waiters.
   WaitHook wait_hook;
+
+  // Every RequestScope of this pipeline: one fallback log, lease time, wait bound and hook.
+  detail::RequestScope scope(Cache& c, int ns, const detail::TypeState& type, std::string_view key,
+                             const Handler& compute) {
+    return {c, ns, type, key, compute, fallbacks, config.lease_time, config.dedup_max_wait, &wait_hook};
+  }
 
   Options segment_options() const {
     Options o;
@@ -272,17 +298,13 @@ std::string Pipeline::process_request(std::string_view request_type, const Param
   if (share < detail::kRolloutAll && !detail::in_rollout(key, share)) return handler();
 
   if (!type->batch) {
-    const detail::RequestScope scope{*c, ns, *type, key, handler,
-                                     m.fallbacks, m.config.lease_time, m.config.dedup_max_wait,
-                                     &m.wait_hook};
+    const detail::RequestScope scope = m.scope(*c, ns, *type, key, handler);
     return detail::get_or_compute(scope);
   }
   const Impl::BatchableCall call{m, *c, ns, *type, key, params, handler};
   // One reference captured: std::function keeps it inline, so a hit allocates nothing here.
   const Handler routed = [&call] { return call.impl.compute_batchable(call); };
-  const detail::RequestScope scope{*c, ns, *type, key, routed,
-                                   m.fallbacks, m.config.lease_time, m.config.dedup_max_wait,
-                                   &m.wait_hook};
+  const detail::RequestScope scope = m.scope(*c, ns, *type, key, routed);
   return detail::get_or_compute(scope);
 }
 
@@ -329,8 +351,7 @@ void Pipeline::warm(std::string_view request_type, const Params& params, const H
   const auto type = m.policies.find(request_type);
   const int ns = Impl::resolve_namespace(*c, *type);
   const std::string key = m.key_for(*type, params, c);
-  const detail::RequestScope scope{*c, ns, *type, key, handler,
-                                   m.fallbacks, m.config.lease_time, m.config.dedup_max_wait};
+  const detail::RequestScope scope = m.scope(*c, ns, *type, key, handler);
   detail::compute_and_store(scope);
 }
 
@@ -362,8 +383,7 @@ std::size_t Pipeline::warm_ahead(std::string_view request_type, const Params& pa
       until = monotonic_ns() + (lead + type->policy.ttl).count();
     }
     const Handler bound = [&handler, start] { return handler(start); };
-    const detail::RequestScope scope{*c, ns, *type, key, bound,
-                                     m.fallbacks, m.config.lease_time, m.config.dedup_max_wait};
+    const detail::RequestScope scope = m.scope(*c, ns, *type, key, bound);
     // A throwing handler ends the warming: the caller's to handle, as in process_request.
     bool kept = false;
     detail::compute_and_store(scope, until, &kept);
@@ -395,24 +415,9 @@ PipelineStats Pipeline::stats() const {
       t.request_type = ns.name;
       t.generation = ns.generation;
       t.entries = ns.entries;
-      t.requests = ns.counter(NsCounter::requests);
-      t.hits = ns.counter(NsCounter::hits);
-      t.misses = ns.counter(NsCounter::misses);
-      t.stale_served = ns.counter(NsCounter::stale_served);
-      t.computes = ns.counter(NsCounter::computes);
-      t.compute_failures = ns.counter(NsCounter::compute_failures);
-      t.dedup_waits = ns.counter(NsCounter::dedup_waits);
-      t.lease_takeovers = ns.counter(NsCounter::lease_takeovers);
-      t.fallbacks = ns.counter(NsCounter::fallbacks);
+      for (const auto& [field, counter] : kTypeCounters) t.*field = ns.counter(counter);
       t.hit_time = summarize(ns.histogram(NsHistogram::hit_time));
       t.compute_time = summarize(ns.histogram(NsHistogram::compute_time));
-      t.batchable_requests = ns.counter(NsCounter::batchable_requests);
-      t.batches = ns.counter(NsCounter::batches);
-      t.batched_requests = ns.counter(NsCounter::batched_requests);
-      t.batch_joined = ns.counter(NsCounter::batch_joined);
-      t.batch_failures = ns.counter(NsCounter::batch_failures);
-      t.batch_fallbacks = ns.counter(NsCounter::batch_fallbacks);
-      t.batch_wait_ns = ns.counter(NsCounter::batch_wait_ns);
       out.types.push_back(std::move(t));
     }
     out.store = std::move(st);

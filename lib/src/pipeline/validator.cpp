@@ -7,7 +7,7 @@
 namespace pipecache {
 namespace {
 
-// The design's goals (issue 4, item 10).
+// The design's goals (DESIGN.md, the pipeline's targets).
 constexpr double kMinHitRatio = 0.80;           // strictly greater
 constexpr double kMaxHitTimeMs = 10.0;          // strictly less
 constexpr double kMaxCacheMemoryMb = 50.0;      // strictly less

@@ -24,6 +24,11 @@ inline std::uint64_t coarse_ns() {
   clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
   return to_ns(ts);
 }
+// The same two clocks as signed ns, for the pipeline's envelope deadlines (an int64 trailer in
+// each value, kForever = INT64_MAX). The coarse one is behind, never ahead: a value judged with
+// it is fresh a few ms longer.
+inline std::int64_t monotonic_ns() { return static_cast<std::int64_t>(mono_ns()); }
+inline std::int64_t monotonic_coarse_ns() { return static_cast<std::int64_t>(coarse_ns()); }
 std::uint64_t realtime_ms();
 // The coarse clock can lag the fine one by one tick; deadlines set from one and checked
 // against the other allow for it.
