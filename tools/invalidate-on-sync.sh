@@ -2,29 +2,37 @@
 # invalidate-on-sync.sh — what a calendar sync hook runs when new data has landed: drop the
 # cached responses built from the old data, so the next request of each type recomputes.
 #
-#   invalidate-on-sync.sh [--name SEGMENT] [GLOB...]
+#   invalidate-on-sync.sh [--name SEGMENT] [--redis URL | --local] [GLOB...]
 #
 # Default globs: 'whats_next_data:*' 'events_by_range:*' (the request types built from calendar
 # data; "<type>:*" of a registered type is an O(1) generation bump, not a scan). Give globs to
 # invalidate others instead. The segment is --name, else $PIPECACHE_NAME, else "default";
 # $PIPECTL names the pipectl binary (default: pipectl on $PATH).
+# Many hosts: with --redis URL, or $PIPECACHE_REDIS_URL set, each glob is also broadcast to
+# every other host's pipecache-relay (pipectl invalidate --broadcast); --local never broadcasts.
 #
 # Exit status, chosen so a sync job fails only when stale data could still be served:
 #   0  every glob invalidated, or there is no segment at all (nothing cached, nothing stale)
-#   1  the segment exists but could not be invalidated (corrupt, incompatible): stale
+#   1  the segment exists but could not be invalidated (corrupt, incompatible), or the
+#      broadcast could not reach Redis (this host is invalidated, the others are not): stale
 #      responses may be served until someone acts — the sync job should alert
 #   2  this script was called wrongly, or pipectl rejected the arguments (a bug to fix)
 set -u
 
 pipectl=${PIPECTL:-pipectl}
 name=${PIPECACHE_NAME:-default}
+redis=${PIPECACHE_REDIS_URL:-}
 
 while [ $# -gt 0 ]; do
   case $1 in
     --name) [ $# -ge 2 ] || { echo "invalidate-on-sync: --name needs a value" >&2; exit 2; }
             name=$2; shift 2 ;;
     --name=*) name=${1#--name=}; shift ;;
-    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --redis) [ $# -ge 2 ] || { echo "invalidate-on-sync: --redis needs a URL" >&2; exit 2; }
+             redis=$2; shift 2 ;;
+    --redis=*) redis=${1#--redis=}; shift ;;
+    --local) redis=; shift ;;
+    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     --) shift; break ;;
     -*) echo "invalidate-on-sync: unknown option $1" >&2; exit 2 ;;
     *) break ;;
@@ -34,10 +42,18 @@ done
 
 status=0
 for glob in "$@"; do
-  removed=$("$pipectl" invalidate --name "$name" -- "$glob")
+  if [ -n "$redis" ]; then
+    removed=$("$pipectl" invalidate --name "$name" --broadcast --redis "$redis" -- "$glob")
+  else
+    removed=$("$pipectl" invalidate --name "$name" -- "$glob")
+  fi
   rc=$?
   case $rc in
-    0) echo "invalidate-on-sync: segment $name: $glob: $removed removed" >&2 ;;
+    0) echo "invalidate-on-sync: segment $name: $glob: $removed removed${redis:+, broadcast}" >&2 ;;
+    4)
+      # pipectl said why on stderr: invalidated here, not on the other hosts.
+      echo "invalidate-on-sync: segment $name: $glob: $removed removed here, NOT broadcast" >&2
+      status=1 ;;
     2) exit 2 ;;  # pipectl already said what was wrong on stderr
     3)
       # pipectl cannot tell "missing" from "corrupt" by its exit code (both are 3), but the

@@ -15,6 +15,7 @@
 #include "stats/stats.hpp"
 #include "store/table.hpp"
 #include "util/clock.hpp"
+#include "remote/figures.hpp"
 
 namespace pipecache {
 
@@ -103,6 +104,10 @@ struct Cache::Impl {
 };
 
 Cache::Cache(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+detail::RemoteBlock& detail::remote_block(const Cache& cache) noexcept {
+  return cache.impl_->seg->header().remote;
+}
 Cache::Cache(Cache&&) noexcept = default;
 Cache& Cache::operator=(Cache&&) noexcept = default;
 Cache::~Cache() = default;

@@ -22,7 +22,7 @@ TEST_SUITE("golden") {
   }
 
   TEST_CASE("layout_version_and_fingerprint_are_pinned") {
-    CHECK(kLayoutVersion == 3);
+    CHECK(kLayoutVersion == 4);
     CHECK(kLayoutFingerprint == 0xc2e3b691c495a3baull);
     CHECK(std::string(kMagic, sizeof kMagic) == "PIPECACH");
     CHECK(kUnit == 8);

@@ -78,6 +78,9 @@ int run_subcommand(const Subcommand& command, const Invocation& invocation) {
   } catch (const SegmentProblem& e) {
     report(invocation, naming_segment(e.what()));
     return static_cast<int>(ExitCode::segment);
+  } catch (const RemoteProblem& e) {
+    report(invocation, naming_segment(e.what()));
+    return static_cast<int>(ExitCode::remote);
   } catch (const pipecache::Error& e) {
     // Argument problems were converted to UsageError where they were parsed, so what is left
     // comes from the segment itself (corruption found mid-read, a refused write).

@@ -8,6 +8,8 @@
 //   2  usage error (unknown option, malformed size, duration, number or segment name)
 //   3  the segment cannot be used: missing, truncated, foreign, of another layout, failing
 //      verification, already existing (create), or refusing a write (full)
+//   4  done on this host, but the other hosts could not be told (invalidate --broadcast with
+//      Redis unreachable)
 // A subcommand reports a problem by throwing one of the exceptions below (or by letting a
 // pipecache::Error escape); run_subcommand() is the single place that maps them.
 #pragma once
@@ -27,7 +29,7 @@
 
 namespace pipectl {
 
-enum class ExitCode : int { ok = 0, not_found = 1, usage = 2, segment = 3 };
+enum class ExitCode : int { ok = 0, not_found = 1, usage = 2, segment = 3, remote = 4 };
 
 // Wrong invocation: the user can fix the command line.
 class UsageError : public std::runtime_error {
@@ -43,6 +45,12 @@ class NotFound : public std::runtime_error {
 
 // The segment exists in a state this command cannot work with.
 class SegmentProblem : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Done on this host, but the other hosts could not be told (Redis unreachable).
+class RemoteProblem : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };

@@ -18,6 +18,7 @@
 #include "commands.hpp"
 #include "json_writer.hpp"
 #include "prometheus.hpp"
+#include "remote_report.hpp"
 #include "stats_report.hpp"
 #include "store_metrics.hpp"
 
@@ -159,7 +160,8 @@ void json_histogram(JsonWriter& j, const Histogram& h) {
 }  // namespace
 
 void write_stats_json(JsonWriter& j, const std::string& name, const Stats& s,
-                      const std::vector<pipecache::InvalidationRecord>* invalidations) {
+                      const std::vector<pipecache::InvalidationRecord>* invalidations,
+                      const pipecache::RemoteStats* remote) {
   j.begin_object();
   j.member("segment", name);
   j.member("path", pipecache::Cache::path_of(name));
@@ -239,21 +241,28 @@ void write_stats_json(JsonWriter& j, const std::string& name, const Stats& s,
     }
     j.end_array();
   }
+  if (remote) {
+    j.key("remote");
+    remote_json(j, *remote);
+  }
   j.end_object();
 }
 
 namespace {
 
 std::string json_report(const std::string& name, const Stats& s,
-                        const std::vector<pipecache::InvalidationRecord>& invalidations) {
+                        const std::vector<pipecache::InvalidationRecord>& invalidations,
+                        const pipecache::RemoteStats& remote) {
   JsonWriter j;
-  write_stats_json(j, name, s, &invalidations);
+  write_stats_json(j, name, s, &invalidations, &remote);
   return j.finish();
 }
 
-std::string prometheus_report(const std::string& name, const Stats& s) {
+std::string prometheus_report(const std::string& name, const Stats& s,
+                              const pipecache::RemoteStats& remote) {
   PrometheusWriter p;
   write_store_metrics(p, name, s);
+  write_remote_metrics(p, name, remote);
   return p.text();
 }
 
@@ -270,12 +279,13 @@ int run_stats(const Invocation& invocation) {
   std::string name = segment_name(*parsed, invocation);
   pipecache::Cache cache = open_segment(name, Access::read);
   Stats s = cache.stats();
+  const pipecache::RemoteStats remote = pipecache::remote_stats(cache);
   switch (format) {
-    case OutputFormat::text: write_stdout(text_report(name, s)); break;
+    case OutputFormat::text: write_stdout(text_report(name, s) + remote_text(remote)); break;
     case OutputFormat::json:
-      write_stdout(json_report(name, s, cache.recent_invalidations()));
+      write_stdout(json_report(name, s, cache.recent_invalidations(), remote));
       break;
-    case OutputFormat::prometheus: write_stdout(prometheus_report(name, s)); break;
+    case OutputFormat::prometheus: write_stdout(prometheus_report(name, s, remote)); break;
   }
   return 0;
 }

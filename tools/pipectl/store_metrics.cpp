@@ -190,4 +190,23 @@ void write_store_metrics(PrometheusWriter& p, const std::vector<SegmentStats>& s
   }
 }
 
+void write_remote_metrics(PrometheusWriter& p, const std::string& name,
+                          const pipecache::RemoteStats& r) {
+  if (!r.active()) return;
+  using Type = PrometheusWriter::Type;
+  const Labels seg = {{"segment", name}};
+  for (unsigned i = 0; i < pipecache::kRemoteCounterCount; ++i) {
+    const auto c = static_cast<pipecache::RemoteCounter>(i);
+    p.family(fmt::format("pipecache_remote_{}_total", pipecache::remote_counter_name(c)),
+             Type::counter, pipecache::remote_counter_help(c));
+    p.sample("", seg, r.counters[i]);
+  }
+  p.family("pipecache_relay_up", Type::gauge,
+           "1 while the segment's relay runs and is subscribed to Redis, else 0.");
+  p.sample("", seg, r.relay_connected ? 1.0 : 0.0);
+  p.family("pipecache_relay_lag_seconds", Type::histogram,
+           "Time from an invalidation's publication on one host to its application here.");
+  prometheus_histogram(p, seg, r.lag);
+}
+
 }  // namespace pipectl

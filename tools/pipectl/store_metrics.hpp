@@ -8,6 +8,7 @@
 #include <vector>
 
 #include <pipecache/cache.hpp>
+#include <pipecache/remote.hpp>
 
 #include "prometheus.hpp"
 
@@ -31,5 +32,9 @@ struct SegmentStats {
   pipecache::Stats stats;
 };
 void write_store_metrics(PrometheusWriter& p, const std::vector<SegmentStats>& segments);
+// Appends the relay's, publishers' and second tier's families (pipecache/remote.hpp), labelled
+// segment="<name>"; nothing for a segment that never had a relay or a remote figure.
+void write_remote_metrics(PrometheusWriter& p, const std::string& name,
+                          const pipecache::RemoteStats& r);
 
 }  // namespace pipectl

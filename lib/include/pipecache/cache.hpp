@@ -27,6 +27,12 @@
 
 namespace pipecache {
 
+class Cache;
+namespace detail {
+struct RemoteBlock;  // internal: the many-hosts figures in the segment header
+RemoteBlock& remote_block(const Cache& cache) noexcept;
+}  // namespace detail
+
 // What went wrong, for callers that act on it (pipectl maps it to exit codes).
 enum class ErrorKind {
   invalid_argument,   // bad name, option, size, duration, oversize key or value
@@ -334,6 +340,8 @@ class Cache {
  private:
   struct Impl;
   explicit Cache(std::unique_ptr<Impl> impl);
+  // The many-hosts figures (lib/src/remote) live in the segment header.
+  friend detail::RemoteBlock& detail::remote_block(const Cache& cache) noexcept;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -73,6 +73,9 @@ struct RequestPolicy {
   // for the type (its requests run the handler directly, counted as `bypassed`). A runtime
   // switch in the segment (Pipeline::set_type_switch, `pipectl rollout`) overrides it.
   double rollout_percent = 100.0;
+  // A local miss asks Redis (PipelineConfig::redis_url) before computing, and a computed value
+  // is stored there with the same TTL: one host computes a key, the others reuse its value.
+  bool second_tier = false;
 };
 
 struct PipelineConfig {
@@ -109,6 +112,13 @@ struct PipelineConfig {
   std::map<std::string, BatchProfile> batch_profiles = seed_batch_profiles();
   // The file from_environment read (PIPECACHE_CONFIG_FILE), "" when none: for messages.
   std::string config_file;
+  // Many hosts (pipecache/remote.hpp). With a Redis URL, invalidate and handle_data_change
+  // also publish their patterns to the other hosts' relays, and types whose policy asks for
+  // it use Redis as a second tier. Redis never fails or blocks a request: publishing happens
+  // on a background thread, tier calls wait at most redis_timeout. Empty: this host only.
+  std::string redis_url;                                 // PIPECACHE_REDIS_URL
+  std::string redis_channel = "pipecache:invalidate";    // PIPECACHE_REDIS_CHANNEL
+  std::chrono::milliseconds redis_timeout{100};          // PIPECACHE_REDIS_TIMEOUT, per call
 
   // Reads PIPECACHE_<NAME> for each field, or the design's unprefixed name when the prefixed
   // one is absent (PIPECACHE_NAME, PIPECACHE_ENABLE_RESPONSE_CACHING / ENABLE_RESPONSE_CACHING,

@@ -4,11 +4,14 @@
 // the unprefixed name, read only when the prefixed one is absent. Every error names the
 // variable and its value so that a misconfigured worker says exactly what to fix.
 #include <pipecache/pipeline.hpp>
+#include <pipecache/remote.hpp>
 #include <pipecache/units.hpp>
 
 #include "pipeline/config_fields.hpp"
 
 #include <fmt/format.h>
+
+#include "remote/endpoint.hpp"
 
 #include <cerrno>
 #include <charconv>
@@ -195,6 +198,19 @@ void read_environment_globals(PipelineConfig& c) {
       fail(*e, err.what());
     }
   }
+  if (auto e = lookup("PIPECACHE_REDIS_URL", nullptr)) {
+    try {
+      validate_redis_url(e->text);
+    } catch (const Error& err) {
+      fail(*e, err.what());
+    }
+    c.redis_url = e->text;
+  }
+  if (auto e = lookup("PIPECACHE_REDIS_CHANNEL", nullptr)) {
+    if (e->text.empty()) fail(*e, "empty value");
+    c.redis_channel = e->text;
+  }
+  if (auto e = lookup("PIPECACHE_REDIS_TIMEOUT", nullptr)) c.redis_timeout = parse_positive_duration(*e);
 }
 
 }  // namespace
@@ -266,6 +282,19 @@ void PipelineConfig::validate() const {
       if (p.empty()) bad(fmt::format("invalidation_rules.{}", change), "has an empty pattern");
     }
   }
+  if (!redis_url.empty()) {
+    try {
+      validate_redis_url(redis_url);
+    } catch (const Error& e) {
+      bad("redis_url", e.what());
+    }
+  }
+  try {
+    detail::validate_channel(redis_channel);
+  } catch (const Error& e) {
+    bad("redis_channel", e.what());
+  }
+  if (redis_timeout.count() <= 0) bad("redis_timeout", "must be positive");
 }
 
 }  // namespace pipecache

@@ -18,6 +18,7 @@
 #include "pipeline/get_or_compute.hpp"
 #include "pipeline/invalidation.hpp"
 #include "pipeline/policy.hpp"
+#include "remote/pipeline_remote.hpp"
 
 #include <fmt/format.h>
 
@@ -81,6 +82,10 @@ struct Pipeline::Impl {
   std::atomic<std::int64_t> next_open_ns{0};
   // Why the last open failed: what note_unavailable() counts.
   std::atomic<FallbackCause> open_failure{FallbackCause::segment_unavailable};
+
+  // Publisher and second tier (config.redis_url), null for a single host. Declared after the
+  // cache (it keeps Cache pointers in its queue) and before batch_lanes (batches use the tier).
+  std::unique_ptr<detail::PipelineRemote> remote;
 
   mutable std::mutex rules_mu;
   std::map<std::string, std::vector<std::string>, std::less<>> rules;  // GUARDED_BY(rules_mu)
@@ -226,9 +231,19 @@ struct Pipeline::Impl {
   // Invalidates every pattern, each namespace once however many patterns select it (a rule's
   // "whats_next_*" and a trigger's "whats_next_data:*" are one generation bump, not two).
   // Returns how many entries the store dropped.
+  // Queues the patterns for the other hosts (config.redis_url; a background thread sends
+  // them): never waits for Redis. `c` null: the segment is unavailable here.
+  void publish(Cache* c, const std::set<std::string>& patterns) noexcept {
+    if (!remote) return;
+    for (const auto& p : patterns) remote->publish(c, p);
+  }
+
   std::size_t invalidate_patterns(const std::set<std::string>& patterns) {
     Cache* c = acquire_cache();
-    if (c == nullptr) return 0;  // nothing is cached while the segment is unavailable
+    if (c == nullptr) {
+      publish(nullptr, patterns);  // the other hosts may have them cached
+      return 0;  // nothing is cached while the segment is unavailable
+    }
     std::set<std::string> namespace_globs;
     std::set<std::string> scans;
     std::size_t removed = 0;
@@ -252,6 +267,7 @@ struct Pipeline::Impl {
     };
     for (const auto& glob : namespace_globs) apply(glob);
     for (const auto& glob : scans) apply(glob);
+    publish(c, patterns);
     return removed;
   }
 
@@ -275,6 +291,7 @@ Pipeline::Pipeline(PipelineConfig config) {
     impl_->fallbacks.log_once(FallbackCause::caching_disabled,
                               "response caching is disabled by configuration");
   }
+  impl_->remote = detail::PipelineRemote::make(impl_->config);
   impl_->acquire_cache();
 }
 
@@ -298,6 +315,14 @@ std::string Pipeline::process_request(std::string_view request_type, const Param
   if (share < detail::kRolloutAll && !detail::in_rollout(key, share)) return handler();
 
   if (!type->batch) {
+    if (m.remote && type->policy.second_tier) {
+      // Only the local lease holder (or a fallback) computes: that is when Redis is asked.
+      const Handler tiered = [&] {
+        return m.remote->fetch_or_compute(*c, key.substr(0, key.find(':')), key, type->policy.ttl, handler);
+      };
+      const detail::RequestScope scope = m.scope(*c, ns, *type, key, tiered);
+      return detail::get_or_compute(scope);
+    }
     const detail::RequestScope scope = m.scope(*c, ns, *type, key, handler);
     return detail::get_or_compute(scope);
   }

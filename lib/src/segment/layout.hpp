@@ -1,6 +1,7 @@
 // The segment layout: this file IS the file format of /dev/shm/pipecache.<name>.
 //
-//   offset 0          Header            magic, version, fingerprint, config, offsets, arena state
+//   offset 0          Header            magic, version, fingerprint, config, offsets, arena state,
+//                                       remote (relay and publisher figures, many hosts)
 //   slots_off         ProcessSlot[kMaxProcessSlots + 2]   per-process counters (+ retired, overflow)
 //   namespaces_off    Namespace[kMaxNamespaces]           request types: name, generation
 //   stripes_off       Stripe[stripes]                     robust mutex, seqlock, lease futex word
@@ -32,7 +33,7 @@
 namespace pipecache::detail {
 
 inline constexpr char kMagic[8] = {'P', 'I', 'P', 'E', 'C', 'A', 'C', 'H'};
-inline constexpr std::uint32_t kLayoutVersion = 3;  // 3: arena = budget + 1/3
+inline constexpr std::uint32_t kLayoutVersion = 4;  // 3: arena = budget + 1/3; 4: Header::remote (many hosts)
 inline constexpr std::size_t kCacheLine = 64;
 inline constexpr unsigned kMaxProcessSlots = 64;  // more attached processes share kOverflowSlot
 inline constexpr unsigned kRetiredSlot = kMaxProcessSlots;       // counters of detached processes
@@ -182,6 +183,30 @@ struct alignas(kCacheLine) InvalidationLog {
   alignas(kCacheLine) InvalidationSlot records[kInvalidationLogSize];
 };
 
+// Many hosts (lib/src/remote): this host's identity in invalidation messages and the figures
+// of its relay, publishers and second tier. Not guarded by any lock: every field is a relaxed
+// atomic (figures, read racily by stats), except
+//   origin     a random non-zero id, set once by whoever needs it first (compare-exchange from
+//              0), so every publisher and the relay of this segment agree on "own host";
+//   relay_pid  the attached relay (0 = none), with relay_connected / relay_since_unix_ms its
+//              state; a second relay of the same segment overwrites them (its counters add up).
+// counters are indexed by pipecache::RemoteCounter; kRemoteCounters leaves room so that new
+// counters do not change the layout. lag_* is a log2 histogram (Histogram's buckets) of the
+// time from a message's publication to its application here, in ns of CLOCK_REALTIME.
+inline constexpr unsigned kRemoteCounters = 24;
+struct alignas(kCacheLine) RemoteBlock {
+  std::atomic<std::uint64_t> origin;
+  std::atomic<std::int64_t> relay_pid;
+  std::atomic<std::uint32_t> relay_connected;
+  std::atomic<std::uint32_t> reserved;
+  std::atomic<std::uint64_t> relay_since_unix_ms;
+  std::atomic<std::uint64_t> last_message_unix_ms;
+  alignas(kCacheLine) std::atomic<std::uint64_t> counters[kRemoteCounters];
+  std::atomic<std::uint64_t> lag_hist[Histogram::kBuckets];
+  std::atomic<std::uint64_t> lag_count;
+  std::atomic<std::uint64_t> lag_sum_ns;
+};
+
 inline constexpr std::uint32_t kInitReady = 0x52454459;  // "READY"
 inline constexpr std::uint32_t kCorruptFlag = 1;
 
@@ -217,6 +242,7 @@ struct alignas(kCacheLine) Header {
   alignas(kCacheLine) RobustMutex registry_lock;  // slots, namespace registration, retired sums
   alignas(kCacheLine) ArenaState arena;
   alignas(kCacheLine) InvalidationLog invalidations;  // [lock-free: per-record seqlock]
+  alignas(kCacheLine) RemoteBlock remote;
 };
 
 // Entry = a used arena block. 48 bytes of header, then key bytes, then value bytes, rounded up
@@ -309,6 +335,9 @@ constexpr std::uint64_t layout_fingerprint() {
   mix(kStoreCounters);
   mix(kNsCounters);
   mix(Histogram::kBuckets);
+  mix(sizeof(RemoteBlock));
+  mix(offsetof(Header, remote));
+  mix(kRemoteCounters);
   return h;
 }
 inline constexpr std::uint64_t kLayoutFingerprint = layout_fingerprint();
