@@ -23,7 +23,7 @@ TEST_SUITE("golden") {
 
   TEST_CASE("layout_version_and_fingerprint_are_pinned") {
     CHECK(kLayoutVersion == 4);
-    CHECK(kLayoutFingerprint == 0xc2e3b691c495a3baull);
+    CHECK(kLayoutFingerprint == 0x27c93e80800b8896ull);
     CHECK(std::string(kMagic, sizeof kMagic) == "PIPECACH");
     CHECK(kUnit == 8);
     CHECK(kBins == 128);
@@ -40,7 +40,7 @@ TEST_SUITE("golden") {
   }
 
   TEST_CASE("every_offset_of_the_shared_structures_is_pinned") {
-    CHECK(sizeof(Header) == 4032);
+    CHECK(sizeof(Header) == 4672);
     CHECK(offsetof(Header, magic) == 0);
     CHECK(offsetof(Header, layout_version) == 8);
     CHECK(offsetof(Header, header_bytes) == 12);
@@ -70,6 +70,8 @@ TEST_SUITE("golden") {
     CHECK(offsetof(Header, registry_lock) == 192);
     CHECK(offsetof(Header, arena) == 256);
     CHECK(offsetof(Header, invalidations) == 1920);
+    CHECK(offsetof(Header, remote) == 4032);
+    CHECK(sizeof(RemoteBlock) == 640);
 
     CHECK(sizeof(ArenaState) == 1664);
     CHECK(offsetof(ArenaState, lock) == 0);
