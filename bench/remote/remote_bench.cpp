@@ -170,6 +170,7 @@ int main(int argc, char** argv) {
     pipecache::PipelineConfig c;
     c.segment_name = segment;
     c.cache_memory_limit_mb = 32;
+    c.cache_max_size = 0;  // the default (1000 entries) would evict the keys of a large run
     c.redis_url = redis.url;
     return c;
   };
