@@ -4,12 +4,15 @@
 // Acting as another user needs root: CI runs as root, and so do these tests.
 #include <doctest/doctest.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <string>
+#include <atomic>
 #include <thread>
 #include <signal.h>
 
@@ -192,5 +195,62 @@ TEST_SUITE("trust") {
     CHECK(st.exited);
     CHECK(st.code == 0);
     CHECK(Cache::exists(g.name()));
+  }
+}
+
+TEST_SUITE("trust") {
+  // Another writer of the segment flips an entry's key and value lengths between sane and
+  // absurd values while this process reads it every way there is. A reader that checked a
+  // length and then read it again would hand out a key or a view of the wrong size (past
+  // the block, up to 4 GiB past the mapping); one that uses only what it checked sees the
+  // true lengths or a miss.
+  TEST_CASE("a_writer_flipping_lengths_never_gets_a_reader_a_view_beyond_what_it_checked") {
+    testing::SegmentGuard g(testing::unique_name("flip"));
+    auto c = Cache::create(testing::small_options(g.name()));
+    REQUIRE(c.put("victim:k", "value"));
+    int fd = ::open(Cache::path_of(g.name()).c_str(), O_RDWR);
+    REQUIRE(fd >= 0);
+    struct stat st {};
+    REQUIRE(::fstat(fd, &st) == 0);
+    auto* base = static_cast<char*>(::mmap(nullptr, st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+    ::close(fd);
+    REQUIRE(base != MAP_FAILED);
+    char* key_at = static_cast<char*>(::memmem(base, st.st_size, "victim:k", 8));
+    REQUIRE(key_at != nullptr);
+    // Entry header (layout.hpp): value_len at byte 32, key_len at byte 36 of its 48.
+    auto* value_len = reinterpret_cast<std::uint32_t*>(key_at - 48 + 32);
+    auto* key_len = reinterpret_cast<std::uint16_t*>(key_at - 48 + 36);
+    REQUIRE(*value_len == 5);
+    REQUIRE(*key_len == 8);
+    std::atomic<bool> stop{false};
+    std::thread writer([&] {
+      for (std::uint32_t i = 0; !stop.load(std::memory_order_relaxed); ++i) {
+        __atomic_store_n(value_len, (i & 1) ? 0xfffffff0u : 5u, __ATOMIC_RELAXED);
+        __atomic_store_n(key_len, (i & 2) ? std::uint16_t{60000} : std::uint16_t{8}, __ATOMIC_RELAXED);
+      }
+    });
+    long wrong_views = 0, wrong_keys = 0, wrong_gets = 0, hits = 0;
+    std::string out;
+    auto until = std::chrono::steady_clock::now() + 400ms;
+    for (int round = 0; std::chrono::steady_clock::now() < until; ++round) {
+      c.visit("victim:k", [&](std::string_view v) {
+        ++hits;
+        if (v != "value") ++wrong_views;
+      });
+      for (const KeyInfo& k : c.keys("*"))
+        if (k.key != "victim:k" || k.value_size != 5) ++wrong_keys;
+      if (c.get("victim:k", out) && out != "value") ++wrong_gets;
+      if (round % 256 == 0) (void)c.verify();  // reports damage, reads nothing it did not check
+    }
+    stop = true;
+    writer.join();
+    *value_len = 5;
+    *key_len = 8;
+    ::munmap(base, st.st_size);
+    MESSAGE("visit hits: " << hits);
+    CHECK(wrong_views == 0);
+    CHECK(wrong_keys == 0);
+    CHECK(wrong_gets == 0);
+    CHECK(c.verify().ok());
   }
 }

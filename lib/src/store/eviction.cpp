@@ -32,7 +32,8 @@ bool Table::evict_one(unsigned held, Counters c) {
   for (std::uint64_t examined = 0; examined < limit; ++examined) {
     std::uint32_t off = arena_.hand();
     if (!off) return false;
-    if (!entry_ok(off)) {  // only a foreign writer puts a bad offset on the queue
+    EntryView v = checked_entry(off);
+    if (!v) {  // only a foreign writer puts a bad offset on the queue
       arena_.park_hand();
       if (++broken > 1) return false;
       continue;
@@ -68,7 +69,7 @@ bool Table::evict_one(unsigned held, Counters c) {
       }
       stripes_[victim_stripe].dirty.store(1, kRelaxed);
     }
-    std::string_view key = key_of(off);
+    std::string_view key = v.key;
     std::uint64_t h = hash_key(key);
     Found f = find_locked(h, key, (e->flags & kEntryLease) != 0);
     bool done = false;

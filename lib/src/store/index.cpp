@@ -44,19 +44,19 @@ void Table::format(Segment& seg) {
 }
 
 // Under a lock entries are consistent, unless something other than pipecache wrote the
-// segment: every locked walk stops at an entry whose header does not fit its block, so a
-// corrupted key length can never send a read past the arena.
-bool Table::entry_ok(std::uint32_t off) const noexcept {
-  if (!arena_.in_bounds(off)) return false;
+// segment: every locked walk stops at an entry whose header does not fit its block, and uses
+// the lengths loaded here (once each), so a corrupted key or value length can never send a
+// read past the block, even when it changes after this check.
+Table::EntryView Table::checked_entry(std::uint32_t off) const noexcept {
+  if (!arena_.in_bounds(off)) return {};
   const Entry* e = arena_.entry(off);
   std::uint32_t size = word0_size(racy(e->word0));
-  if (size < kMinBlockUnits || size > arena_.end() - off) return false;
-  return kEntryHeader + std::uint64_t{e->key_len} + e->value_len <= std::uint64_t{size} * kUnit;
-}
-
-std::string_view Table::key_of(std::uint32_t off) const noexcept {
-  const Entry* e = arena_.entry(off);
-  return {arena_.bytes(off) + kEntryHeader, e->key_len};
+  if (size < kMinBlockUnits || size > arena_.end() - off) return {};
+  std::uint16_t klen = racy(e->key_len);
+  std::uint32_t vlen = racy(e->value_len);
+  if (kEntryHeader + std::uint64_t{klen} + vlen > std::uint64_t{size} * kUnit) return {};
+  const char* p = arena_.bytes(off) + kEntryHeader;
+  return {off, {p, klen}, {p + klen, vlen}};
 }
 
 void Table::begin_write(Stripe& s) noexcept {
@@ -77,11 +77,12 @@ __attribute__((always_inline, no_sanitize("thread"))) inline void copy_value(std
 
 // R1 of the essay in table.hpp. Returns 1 found (copied when out != nullptr), 0 absent,
 // -1 inconsistent (retry or lock). Safe against any concurrent change: loads each field once
-// and bounds-checks it before it is used as an offset or a length. Inlined into get() and
+// and bounds-checks it before it is used as an offset or a length; `view` receives the value
+// with the length that was checked (visit). Inlined into get() and
 // visit() (this file only): the hit path is one function but for the compare, clock and copy.
 __attribute__((always_inline, no_sanitize("thread"))) inline int Table::read_racy(
     const std::atomic<std::uint32_t>& head, std::string_view key, std::uint32_t tag, std::uint64_t now,
-    std::string* out, std::uint16_t* flags, std::uint32_t* found) const noexcept {
+    std::string* out, std::uint16_t* flags, std::uint32_t* found, std::string_view* view) const noexcept {
   std::uint32_t off = head.load(kRelaxed);
   for (int steps = 0; off; ++steps) {
     if (steps > kMaxChain || !arena_.in_bounds(off)) return -1;
@@ -99,6 +100,7 @@ __attribute__((always_inline, no_sanitize("thread"))) inline int Table::read_rac
       if (std::memcmp(p, key.data(), klen) == 0) {
         if (!usable(*e, now)) return 0;
         if (out) copy_value(*out, p + klen, vlen);
+        if (view) *view = {p + klen, vlen};
         if (flags) *flags = eflags & kUserFlagsMask;
         *found = off;
         return 1;
@@ -157,14 +159,14 @@ bool Table::visit(std::string_view key, std::uint64_t h, const std::function<voi
   unsigned idx = stripe_index(h);
   StripeLock lock(*this, idx, kReadLockTimeoutNs, c);
   std::uint32_t off = 0;
-  if (!lock || read_racy(bucket(h), key, tag_of(h), coarse_ns(), nullptr, nullptr, &off) != 1) {
+  std::string_view value;
+  if (!lock || read_racy(bucket(h), key, tag_of(h), coarse_ns(), nullptr, nullptr, &off, &value) != 1) {
     count(c, StoreCounter::misses);
     return false;
   }
-  const Entry* e = arena_.entry(off);
   arena_.mark_visited(off);
   count(c, StoreCounter::hits);
-  fn(std::string_view(arena_.bytes(off) + kEntryHeader + e->key_len, e->value_len));
+  fn(value);  // the length read_racy checked, not a second load of the header
   return true;
 }
 
@@ -173,10 +175,11 @@ Table::Found Table::find_locked(std::uint64_t h, std::string_view key, bool leas
   Found f;
   std::uint32_t pred = 0;
   std::uint32_t off = bucket(h).load(kRelaxed);
-  for (int steps = 0; off && steps <= kMaxChain && entry_ok(off); ++steps) {
+  for (int steps = 0; off && steps <= kMaxChain; ++steps) {
+    EntryView v = checked_entry(off);
+    if (!v) break;
     const Entry* e = arena_.entry(off);
-    if (e->hash_tag == tag && e->key_len == key.size() && ((e->flags & kEntryLease) != 0) == lease &&
-        std::memcmp(arena_.bytes(off) + kEntryHeader, key.data(), key.size()) == 0) {
+    if (e->hash_tag == tag && v.key == key && ((e->flags & kEntryLease) != 0) == lease) {
       f.off = off;
       f.pred = pred;
       return f;

@@ -40,11 +40,10 @@ std::uint64_t make_token() noexcept {
 
 // The one decoder of a lease entry's value. REQUIRES: the stripe lock. Empty when the value is
 // not a record (only a foreign writer makes one).
-std::optional<LeaseRecord> Table::read_lease(std::uint32_t off) const noexcept {
-  const Entry* e = arena_.entry(off);
+std::optional<LeaseRecord> Table::read_lease(const EntryView& v) const noexcept {
   LeaseRecord rec;
-  if (e->value_len != sizeof rec) return std::nullopt;
-  std::memcpy(&rec, arena_.bytes(off) + kEntryHeader + e->key_len, sizeof rec);
+  if (!v || v.value.size() != sizeof rec) return std::nullopt;
+  std::memcpy(&rec, v.value.data(), sizeof rec);
   return rec;
 }
 
@@ -56,7 +55,7 @@ LeaseResult Table::try_lease(std::string_view key, std::uint64_t h, std::uint64_
   if (!lock) return r;
   Found f = find_locked(h, key, true);
   if (f.off) {
-    std::optional<LeaseRecord> held = read_lease(f.off);
+    std::optional<LeaseRecord> held = read_lease(checked_entry(f.off));
     std::uint64_t now = mono_ns();
     if (held && held->deadline_ns > now && pid_alive(held->pid)) {  // L1
       r.state = LeaseState::held_by_other;
@@ -90,7 +89,7 @@ bool Table::publish(std::string_view key, std::uint64_t h, std::string_view valu
     Found lease = find_locked(h, key, true);
     bool own = false, current = false;
     if (lease.off) {
-      std::optional<LeaseRecord> rec = read_lease(lease.off);
+      std::optional<LeaseRecord> rec = read_lease(checked_entry(lease.off));
       own = rec && rec->token == token;
       current = current_generation(*arena_.entry(lease.off));
     }
@@ -121,7 +120,7 @@ void Table::release_lease(std::string_view key, std::uint64_t h, std::uint64_t t
     StripeLock lock(*this, idx, kWriteLockTimeoutNs, c);
     if (!lock) return;
     Found f = find_locked(h, key, true);
-    std::optional<LeaseRecord> rec = f.off ? read_lease(f.off) : std::nullopt;
+    std::optional<LeaseRecord> rec = f.off ? read_lease(checked_entry(f.off)) : std::nullopt;
     if (rec && rec->token == token) {
       lock.dirty(true);
       remove_locked(idx, h, f, c);
@@ -138,12 +137,13 @@ bool Table::renew_lease(std::string_view key, std::uint64_t h, std::uint64_t tok
   StripeLock lock(*this, idx, kWriteLockTimeoutNs, c);
   if (!lock) return false;
   Found f = find_locked(h, key, true);
-  std::optional<LeaseRecord> rec = f.off ? read_lease(f.off) : std::nullopt;
+  EntryView v = f.off ? checked_entry(f.off) : EntryView{};
+  std::optional<LeaseRecord> rec = read_lease(v);
   if (!rec || rec->token != token) return false;
-  // L4: in place, no seq.
+  // L4: in place, no seq; at the record's checked place.
   rec->deadline_ns = mono_ns() + lease_ns;
   Entry* e = arena_.entry(f.off);
-  std::memcpy(arena_.bytes(f.off) + kEntryHeader + e->key_len, &*rec, sizeof *rec);
+  std::memcpy(const_cast<char*>(v.value.data()), &*rec, sizeof *rec);
   e->expiry_ns = coarse_ns() + lease_ns + kCoarseSlackNs;
   return true;
 }

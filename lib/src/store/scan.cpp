@@ -11,32 +11,42 @@
 
 namespace pipecache::detail {
 
-// Unlinks every matching entry of each stripe (seq odd for the stripe's whole pass, W2),
-// then releases them under the arena lock. Lease entries are the matcher's to decide.
+// Per stripe, under its lock: first matches (seq even: the stripe's readers go on while the
+// matcher, a glob of any length, runs), then unlinks the matches in one short pass with seq
+// odd (W2) and releases them under the arena lock. Only what the second pass unlinked is
+// released (a foreign writer could change a chain between the passes). Lease entries are the
+// matcher's to decide.
 std::size_t Table::scan_remove(const std::function<bool(const Entry&, std::string_view)>& match, Counters c,
                                StoreCounter counter) {
   std::size_t removed = 0;
-  std::vector<std::uint32_t> doomed;
+  std::vector<std::uint32_t> doomed, unlinked;
   for (unsigned idx = 0; idx < stripe_count_; ++idx) {
     StripeLock lock(*this, idx, kWriteLockTimeoutNs, c);
     if (!lock) continue;
     Stripe& s = stripes_[idx];
     doomed.clear();
+    walk_stripe(idx, [&](std::uint64_t, const EntryView& v) {
+      if (match(*arena_.entry(v.off), v.key)) doomed.push_back(v.off);
+      return Walk::keep;
+    });
+    if (doomed.empty()) continue;
+    std::sort(doomed.begin(), doomed.end());
+    unlinked.clear();
     lock.dirty(true);
     begin_write(s);
-    walk_stripe(idx, [&](std::uint64_t, std::uint32_t off) {
-      if (!match(*arena_.entry(off), key_of(off))) return Walk::keep;
-      doomed.push_back(off);
+    walk_stripe(idx, [&](std::uint64_t, const EntryView& v) {
+      if (!std::binary_search(doomed.begin(), doomed.end(), v.off)) return Walk::keep;
+      unlinked.push_back(v.off);
       return Walk::unlink;
     });
     end_write(s);
-    if (!doomed.empty()) {
-      s.entries.fetch_sub(static_cast<std::uint32_t>(doomed.size()), kRelaxed);
+    s.entries.fetch_sub(static_cast<std::uint32_t>(unlinked.size()), kRelaxed);
+    {
       ArenaLock al(*this, c);
       if (al)
-        for (std::uint32_t off : doomed) arena_.release(off);
-      removed += doomed.size();
+        for (std::uint32_t off : unlinked) arena_.release(off);
     }
+    removed += unlinked.size();
     lock.dirty(false);
   }
   count(c, counter, removed);
@@ -126,14 +136,14 @@ std::vector<KeyInfo> Table::keys(std::string_view glob, std::size_t limit, Count
   for (unsigned idx = 0; idx < stripe_count_ && out.size() < limit; ++idx) {
     StripeLock lock(*this, idx, kReadLockTimeoutNs, c);
     if (!lock) continue;
-    walk_stripe(idx, [&](std::uint64_t, std::uint32_t off) {
-      const Entry* e = arena_.entry(off);
-      std::string_view key = key_of(off);
+    walk_stripe(idx, [&](std::uint64_t, const EntryView& v) {
+      const Entry* e = arena_.entry(v.off);
+      std::string_view key = v.key;
       bool lease = e->flags & kEntryLease;
       if ((lease || usable(*e, now)) && glob_match(glob, key)) {
         KeyInfo k;
         k.key = std::string(key);
-        k.value_size = e->value_len;
+        k.value_size = v.value.size();
         if (e->expiry_ns)
           k.ttl_left = std::chrono::milliseconds(e->expiry_ns > now ? (e->expiry_ns - now) / 1000000ull : 0);
         k.age = std::chrono::seconds(now_s > e->created_s ? now_s - e->created_s : 0);

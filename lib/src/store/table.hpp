@@ -106,6 +106,15 @@ class Table {
     std::uint32_t off = 0;
     std::uint32_t pred = 0;  // 0 = the bucket head points at it
   };
+  // A linked entry whose header was checked against its block, with the key and value as
+  // checked. Every use of an entry's bytes goes through these copies, never through a second
+  // load of key_len / value_len: another writer of the segment may change them in between.
+  struct EntryView {
+    std::uint32_t off = 0;  // 0: the entry did not fit its block (or no entry)
+    std::string_view key;
+    std::string_view value;
+    explicit operator bool() const noexcept { return off != 0; }
+  };
   // What a chain walk's visitor asks of walk_stripe (table_internal.hpp).
   enum class Walk { keep, unlink, end_chain, stop };
   class StripeLock;
@@ -125,7 +134,8 @@ class Table {
 
   // --- index.cpp ---
   int read_racy(const std::atomic<std::uint32_t>& head, std::string_view key, std::uint32_t tag,
-                std::uint64_t now, std::string* out, std::uint16_t* flags, std::uint32_t* found) const noexcept;
+                std::uint64_t now, std::string* out, std::uint16_t* flags, std::uint32_t* found,
+                std::string_view* view = nullptr) const noexcept;
   Found find_locked(std::uint64_t h, std::string_view key, bool lease) const noexcept;
   bool current_generation(const Entry& e) const noexcept;
   bool usable(const Entry& e, std::uint64_t now) const noexcept;
@@ -134,8 +144,7 @@ class Table {
                     unsigned ns, Counters c, bool* replaced);
   void unlink_locked(unsigned stripe, std::uint64_t h, const Found& f) noexcept;
   void remove_locked(unsigned stripe, std::uint64_t h, const Found& f, Counters c);
-  std::string_view key_of(std::uint32_t off) const noexcept;
-  bool entry_ok(std::uint32_t off) const noexcept;
+  EntryView checked_entry(std::uint32_t off) const noexcept;
   void begin_write(Stripe& s) noexcept;
   void end_write(Stripe& s) noexcept;
   template <typename Visit>
@@ -146,7 +155,7 @@ class Table {
   std::uint32_t allocate(unsigned stripe, std::uint32_t units, unsigned ns, std::uint16_t flags, Counters c);
   bool evict_one(unsigned held_stripe, Counters c);
   // --- lease.cpp ---
-  std::optional<LeaseRecord> read_lease(std::uint32_t off) const noexcept;
+  std::optional<LeaseRecord> read_lease(const EntryView& v) const noexcept;
   void wake_lease_waiters(unsigned stripe) noexcept;
   // --- scan.cpp ---
   std::size_t scan_remove(const std::function<bool(const Entry&, std::string_view key)>& match,

@@ -137,8 +137,8 @@ class Table::LockedTable {
 };
 
 // The one loop over a stripe's buckets, used by every whole-stripe pass. REQUIRES: the stripe
-// lock. Calls visit(bucket, off) for each linked entry in bucket order, after checking that
-// its header fits its block (entry_ok: only a foreign writer breaks that). A chain ends at an
+// lock. Calls visit(bucket, view) for each linked entry in bucket order with the entry as
+// checked against its block (checked_entry: only a foreign writer breaks that). A chain ends at an
 // entry that does not fit, or after kMaxChain steps (a cycle), reported to broken(bucket, off).
 // visit returns keep; unlink (the walk unlinks the entry; the caller holds seq odd and
 // releases the block); end_chain (on to the next bucket); or stop. False when stopped.
@@ -148,12 +148,13 @@ bool Table::walk_stripe(unsigned idx, Visit&& visit, Broken&& broken) {
   for (std::uint64_t b = 0; b < bps_; ++b) {
     std::uint32_t pred = 0, off = heads[b].load(kRelaxed);
     for (int steps = 0; off; ++steps) {
-      if (steps > kMaxChain || !entry_ok(off)) {
+      EntryView v = steps > kMaxChain ? EntryView{} : checked_entry(off);
+      if (!v) {
         broken(b, off);
         break;
       }
       std::uint32_t next = arena_.entry(off)->chain_next.load(kRelaxed);
-      Walk w = visit(b, off);
+      Walk w = visit(b, v);
       if (w == Walk::stop) return false;
       if (w == Walk::end_chain) break;
       if (w == Walk::unlink) {

@@ -45,9 +45,10 @@ VerifyReport Table::verify(Counters c) {
     };
     walk_stripe(
         idx,
-        [&](std::uint64_t b, std::uint32_t off) {
+        [&](std::uint64_t b, const EntryView& v) {
+          std::uint32_t off = v.off;
           if (!reach(b, off)) return Walk::end_chain;
-          std::uint64_t hh = hash_key(key_of(off));
+          std::uint64_t hh = hash_key(v.key);
           const Entry* e = arena_.entry(off);
           if (stripe_index(hh) != idx || (hh & (bps_ - 1)) != b || tag_of(hh) != e->hash_tag)
             problem(fmt::format("entry {}: key hash does not belong to stripe {} bucket {}", off, idx, b));
