@@ -245,7 +245,10 @@ int run(int argc, char** argv) {
                            "A \"What's Next\" calendar API whose prefork workers share one "
                            "pipecache response cache.\n"
                            "The pipeline's PIPECACHE_* variables apply (PIPECACHE_ENABLE_RESPONSE_"
-                           "CACHING=false runs it uncached).");
+                           "CACHING=false runs it uncached).\n"
+                           "POST /api/refresh and PUT /api/settings are answered only to callers "
+                           "on this host that are not cross-origin, or to any caller sending "
+                           "'Authorization: Bearer $WHATSNEXT_ADMIN_TOKEN' when that is set.");
   options.add_options()
       ("host", "address to listen on", cxxopts::value<std::string>()->default_value("127.0.0.1"))
       ("port", "port to listen on (0 = any free port; the first stdout line names it)",
@@ -263,6 +266,10 @@ int run(int argc, char** argv) {
       ("segment", "segment name (default: $PIPECACHE_NAME or 'whatsnext')", cxxopts::value<std::string>())
       ("no-warm", "do not warm the next minute's What's Next views ahead of time")
       ("keep-segment", "leave the segment in /dev/shm at exit even if this master created it")
+      ("max-body", "largest request body accepted, in bytes (larger: 413)",
+       cxxopts::value<std::size_t>()->default_value("65536"))
+      ("allow-debug-time", "honour ?debug_time= (answers for any instant: for tests and demos, "
+       "not for a server others can reach)")
       ("validate-targets", "check measured figures against the design's targets and exit "
        "(a JSON file {\"baseline\": {...}, \"current\": {...}} of pipecache::Measurements "
        "fields; used by the e2e script)", cxxopts::value<std::string>())
@@ -315,6 +322,10 @@ int run(int argc, char** argv) {
   if (args.count("workers") != 0) m.config.workers = args["workers"].as<unsigned>();
   m.config.keep_segment = args.count("keep-segment") != 0;
   m.config.warm = args.count("no-warm") == 0;
+  m.config.max_body = args["max-body"].as<std::size_t>();
+  m.config.allow_debug_time = args.count("allow-debug-time") != 0;
+  if (const char* token = std::getenv("WHATSNEXT_ADMIN_TOKEN")) m.config.admin_token = token;
+  if (m.config.max_body < 1024) fail("--max-body must be at least 1024 bytes");
   if (m.config.workers < 1 || m.config.workers > 256) fail("--workers must be in 1..256");
   if (m.config.threads < 1 || m.config.threads > 1024) fail("--threads must be in 1..1024");
   if (m.config.port < 0 || m.config.port > 65535) fail("--port must be in 0..65535");
@@ -371,6 +382,7 @@ int run(int argc, char** argv) {
   server.set_tcp_nodelay(true);
   server.set_read_timeout(5, 0);
   server.set_write_timeout(5, 0);
+  server.set_payload_max_length(m.config.max_body);
   // The accept loop polls with this timeout, so a stopping worker notices within 200 ms.
   server.set_idle_interval(0, 200'000);
   // httplib keeps its socket private: catch it as it is made (after its default options).

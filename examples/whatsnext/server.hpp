@@ -21,6 +21,15 @@ struct ServerConfig {
   std::string db_path;        // the SQLite database the master loads and workers query
   bool keep_segment = false;  // leave a segment this master created in /dev/shm at exit
   bool warm = true;           // worker 0 warms the next minute's What's Next views
+  // Exposure. A request body beyond max_body bytes is refused (413) before a handler runs.
+  // The routes that change state (POST /api/refresh, PUT /api/settings) answer a caller that
+  // presents admin_token (Authorization: Bearer <token>; empty = no token accepted), or else
+  // only a caller on this host (loopback peer) whose request is not cross-origin; 403 otherwise.
+  // debug_time (an answer for any instant, i.e. a cache key per instant a client names) is a
+  // 400 unless allow_debug_time.
+  std::size_t max_body = 64 * 1024;
+  std::string admin_token;
+  bool allow_debug_time = false;
   pipecache::PipelineConfig pipeline;
 };
 

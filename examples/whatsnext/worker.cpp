@@ -22,6 +22,8 @@
 
 #include <fmt/format.h>
 
+#include <arpa/inet.h>
+
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
@@ -29,8 +31,10 @@
 #include <deque>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <optional>
+#include <set>
+#include <stdexcept>
+#include <string_view>
 #include <pthread.h>
 #include <sys/socket.h>
 #include <thread>
@@ -67,6 +71,30 @@ constexpr auto kWarmLead = std::chrono::seconds(15);
 // The parameter sets the page and the API ask for: no layout (the settings' default) and each.
 const std::vector<std::optional<Layout>> kWarmLayouts = {std::nullopt, Layout::full,
                                                           Layout::compact, Layout::agenda};
+
+// A refusal of a state-changing route (403).
+class Forbidden : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// The peer address httplib reports is on this host's loopback (127.0.0.0/8, ::1, or
+// 127.0.0.0/8 mapped into IPv6).
+bool loopback_peer(const std::string& addr) {
+  in_addr v4{};
+  if (inet_pton(AF_INET, addr.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  if (inet_pton(AF_INET6, addr.c_str(), &v6) != 1) return false;
+  if (IN6_IS_ADDR_LOOPBACK(&v6)) return true;
+  return IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127;
+}
+
+// Compares all of both strings whatever the first difference (no early exit to time).
+bool same_secret(std::string_view a, std::string_view b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (std::size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
+  return diff == 0;
+}
 
 // Set by a handler on the thread that runs it: tells the route whether this request computed
 // its answer (X-Pipecache: computed) or was answered by the cache (hit).
@@ -173,10 +201,16 @@ class App {
       guarded(r, [&] { answer(r, kSettings, {}, [this] { return settings_json(db().settings()); }); });
     });
     server.Put("/api/settings", [this](const httplib::Request& q, httplib::Response& r) {
-      guarded(r, [&] { put_settings(q, r); });
+      guarded(r, [&] {
+        authorize_change(q);
+        put_settings(q, r);
+      });
     });
-    server.Post("/api/refresh", [this](const httplib::Request&, httplib::Response& r) {
-      guarded(r, [&] { refresh(r); });
+    server.Post("/api/refresh", [this](const httplib::Request& q, httplib::Response& r) {
+      guarded(r, [&] {
+        authorize_change(q);
+        refresh(r);
+      });
     });
     server.Get("/metrics", [this](const httplib::Request&, httplib::Response& r) {
       guarded(r, [&] {
@@ -209,6 +243,9 @@ class App {
     return *connection;
   }
 
+  // A client's mistake is told to the client (400, 403); anything else is the server's, and
+  // its text (paths, SQL, library messages) goes to the log, not to whoever asked: 500
+  // "internal error".
   template <typename F>
   void guarded(httplib::Response& r, F&& body) {
     r.set_header("X-Worker-Pid", std::to_string(getpid()));
@@ -217,10 +254,34 @@ class App {
     } catch (const BadRequest& e) {
       r.status = 400;
       r.set_content(error_json(e.what()), "application/json");
-    } catch (const std::exception& e) {
-      r.status = 500;
+    } catch (const Forbidden& e) {
+      r.status = 403;
       r.set_content(error_json(e.what()), "application/json");
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "pipecache-whatsnext worker %d: internal error: %s\n", getpid(), e.what());
+      r.status = 500;
+      r.set_content(error_json("internal error"), "application/json");
     }
+  }
+
+  // The gate of the state-changing routes (ServerConfig: admin_token). A browser on this host
+  // must not become the way in: a page from elsewhere can make it POST to 127.0.0.1, but then
+  // the browser names that page in Origin (and Sec-Fetch-Site), which must be this server.
+  void authorize_change(const httplib::Request& q) const {
+    const std::string auth = q.get_header_value("Authorization");
+    if (!auth.empty()) {
+      constexpr std::string_view kBearer = "Bearer ";
+      if (config_.admin_token.empty() || !auth.starts_with(kBearer) ||
+          !same_secret(std::string_view(auth).substr(kBearer.size()), config_.admin_token))
+        throw Forbidden("bad admin token");
+      return;
+    }
+    if (!loopback_peer(q.remote_addr))
+      throw Forbidden("changes are accepted only from this host, or with the admin token");
+    const std::string origin = q.get_header_value("Origin");
+    const bool cross_origin = (!origin.empty() && origin != "http://" + q.get_header_value("Host")) ||
+                              q.get_header_value("Sec-Fetch-Site") == "cross-site";
+    if (cross_origin) throw Forbidden("cross-origin change refused (origin '" + origin + "')");
   }
 
   // computed_in_batch: whether the batch handler computed this request's answer (it runs on
@@ -248,6 +309,8 @@ class App {
     }
     std::optional<UnixSeconds> pinned;
     if (q.has_param("debug_time")) {
+      if (!config_.allow_debug_time)
+        throw BadRequest("debug_time is disabled on this server (start it with --allow-debug-time)");
       pinned = parse_time("debug_time", q.get_param_value("debug_time"));
       // Normalised, so every spelling of one instant shares one key.
       params[std::string(pipecache::kDebugTimeParam)] = std::to_string(*pinned);

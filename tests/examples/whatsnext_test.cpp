@@ -27,6 +27,11 @@
 #include <unistd.h>
 #include <vector>
 
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+
 extern char** environ;
 
 namespace {
@@ -85,15 +90,20 @@ class ServerProcess {
     unsigned workers = 2;
     std::vector<std::string> extra_args;
     std::string segment;  // empty: a unique name
+    bool debug_time = true;  // --allow-debug-time (pinned answers: most tests need it)
+    std::string host = "127.0.0.1";
+    std::vector<std::string> env;  // added to the server's environment
   };
 
   explicit ServerProcess(Config config)
       : segment_(config.segment.empty() ? testing::unique_name("wn") : config.segment) {
     int out[2];
     REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
-    std::vector<std::string> args = {server_path(), "--port", "0", "--host", "127.0.0.1",
+    std::vector<std::string> args = {server_path(), "--port", "0", "--host", config.host,
                                      "--workers", std::to_string(config.workers), "--threads", "4",
                                      "--segment", segment_};
+    if (config.debug_time) args.push_back("--allow-debug-time");
+    listening_ = "listening on http://" + config.host + ":";
     args.insert(args.end(), config.extra_args.begin(), config.extra_args.end());
     std::vector<std::string> env;
     for (char** e = environ; *e != nullptr; ++e) {
@@ -102,6 +112,7 @@ class ServerProcess {
     }
     env.push_back(std::string("PIPECACHE_ENABLE_RESPONSE_CACHING=") +
                   (config.cached ? "true" : "false"));
+    env.insert(env.end(), config.env.begin(), config.env.end());
     std::fflush(nullptr);
     pid_ = ::fork();
     REQUIRE(pid_ >= 0);
@@ -177,9 +188,9 @@ class ServerProcess {
       const ssize_t n = ::read(stdout_fd_, buf, sizeof buf);
       if (n <= 0) break;
       text.append(buf, static_cast<std::size_t>(n));
-      const auto at = text.find("listening on http://127.0.0.1:");
-      if (at != std::string::npos && text.find('/', at + 30) != std::string::npos) {
-        port_ = std::atoi(text.c_str() + at + 30);
+      const auto at = text.find(listening_);
+      if (at != std::string::npos && text.find('/', at + listening_.size()) != std::string::npos) {
+        port_ = std::atoi(text.c_str() + at + listening_.size());
         return;
       }
     }
@@ -187,6 +198,7 @@ class ServerProcess {
   }
 
   std::string segment_;
+  std::string listening_;
   pid_t pid_ = -1;
   int stdout_fd_ = -1;
   int port_ = 0;
@@ -574,5 +586,115 @@ TEST_SUITE("whatsnext_errors") {
     pipecache::Cache cache = pipecache::Cache::open(s.segment());
     CHECK(cache.keys("whats_next_data:*").empty());
     CHECK(cache.keys("events_by_range:*").empty());
+  }
+}
+
+namespace {
+
+// An IPv4 address of this host that is not loopback ("" when it has none): a connection to it
+// reaches the server from a non-loopback peer address.
+std::string non_loopback_address() {
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) return "";
+  std::string found;
+  for (ifaddrs* i = list; i != nullptr && found.empty(); i = i->ifa_next) {
+    if (i->ifa_addr == nullptr || i->ifa_addr->sa_family != AF_INET || (i->ifa_flags & IFF_LOOPBACK)) continue;
+    char text[INET_ADDRSTRLEN];
+    const auto* sin = reinterpret_cast<const sockaddr_in*>(i->ifa_addr);
+    if (::inet_ntop(AF_INET, &sin->sin_addr, text, sizeof text)) found = text;
+  }
+  ::freeifaddrs(list);
+  return found;
+}
+
+int change(const std::string& host, int port, const std::string& method, const std::string& path,
+           const httplib::Headers& headers, const std::string& body = "{}") {
+  httplib::Client c(host, port);
+  c.set_read_timeout(30, 0);
+  auto r = method == "PUT" ? c.Put(path, headers, body, "application/json")
+                           : c.Post(path, headers, body, "application/json");
+  REQUIRE_MESSAGE(r, method << " " << path << " failed: " << httplib::to_string(r.error()));
+  return r->status;
+}
+
+}  // namespace
+
+TEST_SUITE("whatsnext_errors") {
+  TEST_CASE("changes_need_this_host_and_the_same_origin_or_the_admin_token") {
+    auto cfg = config(true, 1, {"--no-warm"});
+    cfg.host = "0.0.0.0";
+    cfg.env = {"WHATSNEXT_ADMIN_TOKEN=s3cret-token"};
+    ServerProcess s(cfg);
+    const std::string self = "http://127.0.0.1:" + std::to_string(s.port());
+    const httplib::Headers none;
+    const httplib::Headers evil = {{"Origin", "http://evil.example"}};
+    const httplib::Headers cross_site = {{"Sec-Fetch-Site", "cross-site"}};
+    const httplib::Headers same = {{"Origin", self}};
+    const httplib::Headers token = {{"Authorization", "Bearer s3cret-token"}, {"Origin", "http://evil.example"}};
+    const httplib::Headers wrong = {{"Authorization", "Bearer s3cret-tokeN"}};
+    for (const char* method : {"POST", "PUT"}) {
+      CAPTURE(method);
+      const std::string path = std::string(method) == "POST" ? "/api/refresh" : kSettings;
+      CHECK(change("127.0.0.1", s.port(), method, path, none) == 200);
+      CHECK(change("127.0.0.1", s.port(), method, path, same) == 200);
+      CHECK(change("127.0.0.1", s.port(), method, path, evil) == 403);
+      CHECK(change("127.0.0.1", s.port(), method, path, cross_site) == 403);
+      CHECK(change("127.0.0.1", s.port(), method, path, wrong) == 403);
+      CHECK(change("127.0.0.1", s.port(), method, path, token) == 200);
+      const std::string remote = non_loopback_address();
+      if (remote.empty()) {
+        MESSAGE("no non-loopback IPv4 address on this host: the remote-caller half is not checked");
+        continue;
+      }
+      CHECK(change(remote, s.port(), method, path, none) == 403);
+      CHECK(change(remote, s.port(), method, path, token) == 200);
+    }
+    // Reading stays open to anybody who can connect.
+    CHECK(get(s, kSettings).status == 200);
+  }
+
+  TEST_CASE("a_server_without_a_token_accepts_no_token") {
+    ServerProcess s(config(true, 1, {"--no-warm"}));
+    CHECK(change("127.0.0.1", s.port(), "POST", "/api/refresh", {{"Authorization", "Bearer "}}) == 403);
+    CHECK(change("127.0.0.1", s.port(), "POST", "/api/refresh", {{"Authorization", "Bearer x"}}) == 403);
+  }
+
+  TEST_CASE("request_bodies_beyond_max_body_are_refused_before_a_handler_runs") {
+    ServerProcess s(config(true, 1, {"--no-warm", "--max-body", "4096"}));
+    std::string big = R"({"title":")" + std::string(8192, 'x') + R"("})";
+    CHECK(send(s, "PUT", kSettings, big).status == 413);
+    CHECK(parse(get(s, kSettings).body).value("title", "") != std::string(8192, 'x'));
+    CHECK(send(s, "PUT", kSettings, R"({"max_events":7})").status == 200);
+    CHECK(parse(get(s, kSettings).body)["max_events"] == 7);
+  }
+
+  TEST_CASE("debug_time_is_refused_unless_the_server_allows_it") {
+    auto cfg = config(true, 1, {"--no-warm"});
+    cfg.debug_time = false;
+    ServerProcess s(cfg);
+    Answer a = get(s, kPinned);
+    CHECK(a.status == 400);
+    CHECK(parse(a.body)["error"].get<std::string>().find("--allow-debug-time") != std::string::npos);
+    CHECK(get(s, "/api/whats-next/data?layout=full").status == 200);
+    CHECK(pipecache::Cache::open(s.segment()).keys("*debug_time*").empty());
+  }
+
+  TEST_CASE("a_500_says_internal_error_and_nothing_of_the_exception") {
+    // The calendar vanishes: the refresh fails inside the server, naming the file it could
+    // not read; the client learns only that it failed.
+    char dir_template[] = "/tmp/wn-cal-XXXXXX";
+    REQUIRE(::mkdtemp(dir_template) != nullptr);
+    const std::string dir = dir_template;
+    const std::string calendar = dir + "/secret-calendar.ics";
+    std::filesystem::copy_file(WHATSNEXT_SAMPLE_CALENDAR_FOR_TESTS, calendar);
+    {
+      ServerProcess s(config(true, 1, {"--no-warm", "--calendar", calendar}));
+      std::filesystem::remove(calendar);
+      Answer a = send(s, "POST", "/api/refresh", "");
+      CHECK(a.status == 500);
+      CHECK(parse(a.body)["error"] == "internal error");
+      CHECK(a.body.find("secret-calendar") == std::string::npos);
+    }
+    std::filesystem::remove_all(dir);
   }
 }
