@@ -51,6 +51,42 @@ TEST_SUITE("table") {
     f.verify_clean();
   }
 
+  TEST_CASE("same_size_update_replaces_value_flags_and_ttl_and_keeps_the_accounting") {
+    Fixture f;
+    f.cache.put("k", std::string(1000, 'a'), 3'600'000ms, 1);
+    f.cache.put("other", std::string(1000, 'o'));
+    const auto before = f.cache.stats();
+    f.cache.put("k", std::string(1000, 'b'), 30ms, 2);  // the block of the old value fits it
+    std::string out;
+    std::uint16_t flags = 0;
+    REQUIRE(f.cache.get("k", out, flags));
+    CHECK(out == std::string(1000, 'b'));
+    CHECK(flags == 2);
+    CHECK(f.cache.get("other") == std::optional<std::string>(std::string(1000, 'o')));
+    auto s = f.cache.stats();
+    CHECK(s.updates == 1);
+    CHECK(s.entries == 2);
+    CHECK(s.bytes_used == before.bytes_used);
+    f.verify_clean();
+    std::this_thread::sleep_for(80ms);  // the new TTL, not the old hour
+    CHECK_FALSE(f.cache.get("k").has_value());
+    f.cache.put("k", std::string(990, 'c'));  // a few bytes shorter: same block, also in place
+    CHECK(f.cache.get("k") == std::optional<std::string>(std::string(990, 'c')));
+    CHECK(f.cache.stats().bytes_used == before.bytes_used);
+    f.verify_clean();
+  }
+
+  TEST_CASE("same_size_update_after_an_invalidation_is_visible") {
+    Fixture f;
+    f.cache.put("report:1", std::string(500, 'a'));
+    CHECK(f.cache.invalidate("report:*") == 1);
+    CHECK_FALSE(f.cache.get("report:1").has_value());
+    f.cache.put("report:1", std::string(500, 'b'));  // the old entry is of an older generation
+    CHECK(f.cache.get("report:1") == std::optional<std::string>(std::string(500, 'b')));
+    CHECK(f.cache.invalidate("report:*") == 1);  // counted live again, exactly once
+    f.verify_clean();
+  }
+
   TEST_CASE("empty_and_binary_values_round_trip") {
     Fixture f;
     f.cache.put("empty", "");

@@ -197,10 +197,14 @@ class Supervisor {
     plan.pipeline = pipeline_on();
     if (pipecache::detail::fault_injection_compiled() && rng_() % 100 < cfg_.fault_share) {
       // Every point; mid_recovery is only passed while repairing a dead writer's stripe, so
-      // it fires on the first such repair. The others fire after a random number of passages.
+      // it fires on the first such repair; an update in place needs a resident key put at its
+      // usual size (a few in a worker's life), so mid_overwrite fires after a few passages.
+      // The others fire after a random number of passages.
       auto p = static_cast<FaultPoint>(1 + rng_() % (static_cast<int>(FaultPoint::count_) - 1));
       plan.fault = p;
-      plan.fault_n = p == FaultPoint::mid_recovery ? 1 : 1 + static_cast<long>(rng_() % 400);
+      plan.fault_n = p == FaultPoint::mid_recovery    ? 1
+                     : p == FaultPoint::mid_overwrite ? 1 + static_cast<long>(rng_() % 8)
+                                                      : 1 + static_cast<long>(rng_() % 400);
       ++fig_.fault_armed[p];
     }
     auto& s = board_.workers[slot];

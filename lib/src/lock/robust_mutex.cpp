@@ -32,10 +32,28 @@ LockResult classify(int rc) noexcept {
 }
 }  // namespace
 
+namespace {
+// Polls of a held mutex before sleeping on it. A robust mutex is never adaptive in glibc: a
+// contended lock() goes straight to FUTEX_WAIT and the unlock to FUTEX_WAKE, two system calls
+// and a context switch (~5-10 us here) for a critical section of ~0.1-1 us (an allocation with
+// one eviction). Polling first, each poll one pause (~20-40 ns on this EPYC) and a plain load
+// of the futex word (trylock only when it reads 0, so that the spinners do not bounce the
+// holder's cache line with failed read-modify-writes), bounds the spin at a few microseconds:
+// a holder that is descheduled or stopped still costs the sleep, never a longer spin.
+constexpr int kSpinPolls = 100;
+}  // namespace
+
 LockResult lock_robust(RobustMutex& m, std::uint64_t timeout_ns) noexcept {
   // Fast path: uncontended lock without reading the clock.
   int rc = pthread_mutex_trylock(&m.native);
   if (rc != EBUSY) return classify(rc);
+  for (int i = 0; i < kSpinPolls; ++i) {
+    cpu_relax();
+    // glibc's futex word: 0 when free, else the owner's TID (| FUTEX_WAITERS).
+    if (__atomic_load_n(&m.native.__data.__lock, __ATOMIC_RELAXED) != 0) continue;
+    rc = pthread_mutex_trylock(&m.native);
+    if (rc != EBUSY) return classify(rc);
+  }
 #if defined(__SANITIZE_THREAD__)
   // ThreadSanitizer (GCC 12) does not intercept pthread_mutex_clocklock and would miss the
   // acquisition; timedlock on CLOCK_REALTIME is intercepted. Sanitizer builds only.

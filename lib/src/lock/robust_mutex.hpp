@@ -25,6 +25,13 @@ namespace pipecache::detail {
 
 enum class LockResult { ok, owner_died, timeout, failed };
 
+// One pause of a spin-wait (the seqlock reader's, the lock's polls).
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
 // Builds the mutex in place. Only the segment's creator calls it, before publication.
 void init_robust_mutex(RobustMutex& m);
 LockResult lock_robust(RobustMutex& m, std::uint64_t timeout_ns) noexcept;

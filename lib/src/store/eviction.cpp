@@ -40,9 +40,13 @@ bool Table::evict_one(unsigned held, Counters c) {
     }
     arena_.step_hand(off);
     const Entry* e = arena_.entry(off);
-    bool expired = e->expiry_ns != 0 && e->expiry_ns <= now;
+    // expiry_ns and flags: racy, an update in place (W4) may be rewriting them under its stripe
+    // lock; a decision on the old figures costs at worst one early eviction.
+    const std::uint64_t expiry = racy(e->expiry_ns);
+    const bool lease = racy(e->flags) & kEntryLease;  // never changes in place
+    bool expired = expiry != 0 && expiry <= now;
     bool stale = !current_generation(*e);
-    if (e->flags & kEntryLease) {
+    if (lease) {
       // A computation in progress is never evicted early, even in an invalidated namespace:
       // publish() needs its generation stamp to discard the superseded value.
       if (!expired) continue;
@@ -71,7 +75,7 @@ bool Table::evict_one(unsigned held, Counters c) {
     }
     std::string_view key = v.key;
     std::uint64_t h = hash_key(key);
-    Found f = find_locked(h, key, (e->flags & kEntryLease) != 0);
+    Found f = find_locked(h, key, lease);
     bool done = false;
     if (f.off == off) {
       unlink_locked(victim_stripe, h, f);

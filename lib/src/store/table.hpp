@@ -33,6 +33,8 @@
 //      the caller's reader under the stripe lock (so the view cannot be freed under it); that
 //      stripe's writers wait for the reader, readers and other stripes do not. The longest
 //      hold of the library's own is one eviction sweep.
+//  W4. One exception to W2: an update that fits the old value's block exactly is written over
+//      it in place with seq odd (index.cpp, overwrite_locked); readers retry as for a link.
 // Eviction (SIEVE over the arena's global queue): the hand skips visited entries (clearing
 // the bit) and takes the first unvisited one; expired and invalidated entries go regardless.
 // A victim of another stripe is only try-locked (lock order, layout.hpp): if busy, skipped.
@@ -142,6 +144,8 @@ class Table {
   bool store_locked(unsigned stripe, std::uint64_t h, std::string_view key, const char* value,
                     std::uint32_t value_len, std::uint64_t expiry_ns, std::uint16_t flags,
                     unsigned ns, Counters c, bool* replaced);
+  bool overwrite_locked(unsigned stripe, std::uint64_t h, std::string_view key, std::string_view value,
+                        std::uint64_t expiry_ns, std::uint16_t flags, unsigned ns);
   void unlink_locked(unsigned stripe, std::uint64_t h, const Found& f) noexcept;
   void remove_locked(unsigned stripe, std::uint64_t h, const Found& f, Counters c);
   EntryView checked_entry(std::uint32_t off) const noexcept;

@@ -10,7 +10,8 @@ namespace pipecache::detail {
 
 namespace {
 constexpr const char* kNames[] = {"none",     "stripe_locked", "mid_link",     "mid_split",
-                                  "mid_evict", "mid_free",     "mid_recovery", "lease_held"};
+                                  "mid_evict", "mid_free",     "mid_recovery", "lease_held",
+                                  "mid_overwrite"};
 static_assert(sizeof(kNames) / sizeof(kNames[0]) == static_cast<int>(FaultPoint::count_));
 }  // namespace
 

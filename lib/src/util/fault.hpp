@@ -17,6 +17,7 @@ enum class FaultPoint : int {
   mid_free,        // arena lock held, free block half coalesced
   mid_recovery,    // stripe recovery half done (a recoverer that dies too)
   lease_held,      // lease acquired, value not yet published
+  mid_overwrite,   // seq odd, an update half written over the old value in place
   count_
 };
 
