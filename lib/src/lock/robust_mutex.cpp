@@ -43,9 +43,7 @@ namespace {
 constexpr int kSpinPolls = 100;
 }  // namespace
 
-LockResult lock_robust(RobustMutex& m, std::uint64_t timeout_ns) noexcept {
-  // Fast path: uncontended lock without reading the clock.
-  int rc = pthread_mutex_trylock(&m.native);
+LockResult lock_robust_contended(RobustMutex& m, std::uint64_t timeout_ns, int rc) noexcept {
   if (rc != EBUSY) return classify(rc);
   for (int i = 0; i < kSpinPolls; ++i) {
     cpu_relax();
@@ -79,6 +77,5 @@ LockResult try_lock_robust(RobustMutex& m) noexcept {
 
 void mark_consistent(RobustMutex& m) noexcept { pthread_mutex_consistent(&m.native); }
 
-void unlock_robust(RobustMutex& m) noexcept { pthread_mutex_unlock(&m.native); }
 
 }  // namespace pipecache::detail
