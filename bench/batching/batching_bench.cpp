@@ -1,4 +1,4 @@
-// bench/batching — the proof of request batching (issue 5) on a real SQLite query.
+// bench/batching — the proof of request batching on a real SQLite query.
 //
 // Several client threads ask `events_by_range` (one calendar, a day or a week view) against a
 // generated calendar database. Two modes run side by side in one process, alternating rounds:

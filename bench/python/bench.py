@@ -19,7 +19,7 @@ repetition is reported (on a shared host other jobs only ever slow a run down; t
 every run and the median). redis-server and memcached are started
 on unix sockets in a temporary directory and stopped by PID at exit.
 
-Goals (issue): pipecache get within 3x of the dict lookup; >= 20x faster than diskcache,
+Goals (DESIGN.md section 7): pipecache get within 3x of the dict lookup; >= 20x faster than diskcache,
 redis-py and pymemcache, judged on CPU ns per get (client + server processes), which other
 jobs on a shared host disturb far less than wall-clock ops/s. The verdict lines say whether
 this run met them. Exit status 0 when

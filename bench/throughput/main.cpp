@@ -1,4 +1,4 @@
-// pipecache_bench — the throughput table of issue 7: every system through W1/W2/W3 with 1 and
+// pipecache_bench — the throughput table: every system through W1/W2/W3 with 1 and
 // 2 worker processes, in one run, each figure next to the limit measured in the same run.
 // bench/run starts the memcached / Redis peers and passes their sockets; see bench/README.md.
 #include "common/clock.hpp"
@@ -345,7 +345,7 @@ void write_chart_data(const Results& r, const RunSettings& settings, const std::
 int run(int argc, char** argv) {
   cxxopts::Options options("pipecache_bench",
                            "pipecache vs the process-local limit, a naive Boost.Interprocess map, "
-                           "memcached and Redis; workloads of issue 7");
+                           "memcached and Redis; workloads W1-W4 of bench/README.md");
   std::string all_names;
   for (const auto& [name, preparer] : all_systems()) all_names += (all_names.empty() ? "" : ",") + name;
   options.add_options()

@@ -1,4 +1,4 @@
-// The throughput workloads of issue 7, and the operation streams they issue.
+// The throughput workloads (W1-W4, bench/README.md), and the operation streams they issue.
 #pragma once
 
 #include <cstddef>
@@ -21,7 +21,7 @@ struct Workload {
   bool evicts = false;  // budget below the data: misses are expected, not an error
 };
 
-// W1/W2/W3 as issue 7 defines them. `evict_budget` is W3's budget (bench/run passes the same
+// W1/W2/W3 as bench/README.md defines them. `evict_budget` is W3's budget (bench/run passes the same
 // figure to the memcached instance it starts for W3, so all systems get the same budget).
 std::vector<Workload> standard_workloads(std::size_t evict_budget);
 

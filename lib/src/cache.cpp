@@ -37,7 +37,7 @@ std::uint64_t ttl_ns(std::chrono::milliseconds ttl, std::string_view name) {
 
 }  // namespace
 
-struct Cache::Impl {
+struct PIPECACHE_LOCAL Cache::Impl {
   std::unique_ptr<detail::Segment> seg;
   std::unique_ptr<detail::Table> table;
   std::atomic<unsigned> slot{detail::kNoSlot};

@@ -1,4 +1,4 @@
-// Request batching through the Pipeline (issue 5): misses of a type with a registered batch
+// Request batching through the Pipeline: misses of a type with a registered batch
 // handler are answered in batches, cached with the type's TTL, fall back request by request,
 // and leave their figures in the segment, where pipectl shows them.
 #include <pipecache/pipeline.hpp>

@@ -1,4 +1,4 @@
-// Figures for issue 4's closing note (an ordinary program, not a test):
+// Figures of the pipeline (an ordinary program, not a test):
 //   1. publish -> waiters: 8 processes wait on one missing key while a 9th holds its lease;
 //      from the end of the holder's handler (its publish follows at once) to the return of
 //      the holder's process_request (= the publish, including the futex wake of 8

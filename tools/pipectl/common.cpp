@@ -272,21 +272,10 @@ OutputFormat output_format(const cxxopts::ParseResult& parsed, bool prometheus_a
   return format;
 }
 
-double request_hit_ratio(const pipecache::NamespaceStats& ns) {
-  using pipecache::NsCounter;
-  return ratio(ns.counter(NsCounter::hits) + ns.counter(NsCounter::stale_served),
-               ns.counter(NsCounter::requests));
-}
-
 void write_stdout(std::string_view bytes) {
   if (!bytes.empty() && std::fwrite(bytes.data(), 1, bytes.size(), stdout) != bytes.size()) {
     throw std::system_error(errno, std::generic_category(), "writing to stdout");
   }
-}
-
-double ratio(std::uint64_t part, std::uint64_t whole) {
-  if (whole == 0) return std::nan("");
-  return static_cast<double>(part) / static_cast<double>(whole);
 }
 
 std::string percent(double r) {

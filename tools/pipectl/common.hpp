@@ -116,17 +116,13 @@ enum class OutputFormat { text, json, prometheus };
 OutputFormat output_format(const cxxopts::ParseResult& parsed, bool prometheus_allowed);
 void add_format_options(cxxopts::Options& parser, bool prometheus_allowed);
 
-// Share of a request type's requests answered from the cache, fresh or stale — the pipeline's
-// own definition (RequestTypeStats::hit_ratio), so pipectl and the pipeline's stats agree.
-double request_hit_ratio(const pipecache::NamespaceStats& ns);
-
 // Writes bytes to stdout with no translation; throws on a write error. SIGPIPE keeps its
 // default action, so `pipectl keys | head` ends quietly the way Unix filters do.
 void write_stdout(std::string_view bytes);
 
 // Human-readable helpers for text output.
+// Figures (hit ratio, batch size, ...) come from <pipecache/figures.hpp>, NaN when undefined.
 std::string percent(double ratio);                       // "97.3%" or "-" when NaN
-double ratio(std::uint64_t part, std::uint64_t whole);    // NaN when whole == 0
 std::string printable(std::string_view bytes);            // escapes control / non-ASCII bytes
 std::string format_unix_ms(std::uint64_t unix_ms);        // "2026-11-27 09:30:01 UTC"
 std::string format_ms(std::chrono::milliseconds d);       // "4m59s", "1.5s", "120ms"

@@ -7,6 +7,7 @@
 #include <fmt/core.h>
 
 #include <pipecache/cache.hpp>
+#include <pipecache/figures.hpp>
 #include <pipecache/units.hpp>
 
 #include "commands.hpp"
@@ -34,12 +35,10 @@ Spread spread_of(const std::vector<std::uint64_t>& v) {
   return s;
 }
 
-// External fragmentation: the share of free memory NOT in the largest free block. 0 when all
-// free memory is one block (any entry that fits the budget can be placed), near 1 when it is
-// scattered in crumbs.
+// 0 rather than undefined when nothing is free: no free memory is scattered.
 double fragmentation(const pipecache::SegmentInfo& info) {
-  if (info.free_bytes == 0) return 0.0;
-  return 1.0 - static_cast<double>(info.largest_free_block) / static_cast<double>(info.free_bytes);
+  return pipecache::figures::or_zero(
+      pipecache::figures::free_outside_largest_block(info.largest_free_block, info.free_bytes));
 }
 
 // Up to kBins equal-width bins between min and max: enough to see a skewed hash or a hot
@@ -91,7 +90,7 @@ std::string text_report(const pipecache::SegmentInfo& info) {
                               info.stripes == 0 ? 0 : info.buckets / info.stripes));
   line("arena", fmt::format("{}  used {} in {} blocks ({} of budget)", format_size(info.arena_bytes),
                             format_size(info.bytes_used), info.used_blocks,
-                            percent(ratio(info.bytes_used, info.byte_budget))));
+                            percent(pipecache::figures::budget_used(info.bytes_used, info.byte_budget))));
   line("free", fmt::format("{} in {} blocks  largest {}  fragmentation {}",
                            format_size(info.free_bytes), info.free_blocks,
                            format_size(info.largest_free_block), percent(fragmentation(info))));

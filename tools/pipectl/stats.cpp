@@ -13,6 +13,7 @@
 #include <fmt/core.h>
 
 #include <pipecache/cache.hpp>
+#include <pipecache/figures.hpp>
 #include <pipecache/units.hpp>
 
 #include "commands.hpp"
@@ -25,6 +26,7 @@
 namespace pipectl {
 namespace {
 
+namespace figures = pipecache::figures;
 using pipecache::Histogram;
 using pipecache::NamespaceStats;
 using pipecache::NsCounter;
@@ -41,25 +43,6 @@ std::string latency(double ns) {
   return pipecache::format_duration(std::chrono::nanoseconds(static_cast<std::int64_t>(ns)));
 }
 
-// Requests a type's batches answered: by the batch handler, or alone after a batch failed.
-std::uint64_t batch_answered(const NamespaceStats& ns) {
-  return ns.counter(NsCounter::batched_requests) + ns.counter(NsCounter::batch_fallbacks);
-}
-
-// The figures of issue 5 derived from a type's batch counters, with the pipeline's own
-// definitions (RequestTypeStats::average_batch_size and friends). NaN when undefined.
-struct BatchFigures {
-  double average_size;          // requests per batch
-  double formation_efficiency;  // requests that joined a batch of 2+ / batchable requests
-  double mean_wait_ns;          // per batched request, in its window
-};
-
-BatchFigures batch_figures(const NamespaceStats& ns) {
-  return {ratio(batch_answered(ns), ns.counter(NsCounter::batches)),
-          ratio(ns.counter(NsCounter::batch_joined), ns.counter(NsCounter::batchable_requests)),
-          ratio(ns.counter(NsCounter::batch_wait_ns), batch_answered(ns))};
-}
-
 // Only types that have batched anything: most types never do, and a block of dashes for each
 // would bury the ones that did.
 std::string text_batching(const Stats& s) {
@@ -73,12 +56,13 @@ std::string text_batching(const Stats& s) {
                        "batches", "batchable", "avg size", "formed%", "mean wait", "failures",
                        "fallbacks");
     }
-    const BatchFigures f = batch_figures(ns);
+    const double average_size = figures::average_batch_size(ns);
     t += fmt::format("{:<24} {:>9} {:>10} {:>8} {:>8} {:>10} {:>9} {:>9}\n", printable(ns.name),
                      batches, ns.counter(NsCounter::batchable_requests),
-                     std::isnan(f.average_size) ? std::string("-")
-                                                : fmt::format("{:.1f}", f.average_size),
-                     percent(f.formation_efficiency), latency(f.mean_wait_ns),
+                     std::isnan(average_size) ? std::string("-")
+                                              : fmt::format("{:.1f}", average_size),
+                     percent(figures::batch_formation(ns)),
+                     latency(figures::mean_batch_wait_ns(ns)),
                      ns.counter(NsCounter::batch_failures), ns.counter(NsCounter::batch_fallbacks));
   }
   return t;
@@ -94,7 +78,7 @@ std::string text_report(const std::string& name, const Stats& s) {
                              format_unix_ms(s.created_unix_ms)));
   line("processes", fmt::format("{} attached", s.attached_processes));
   line("lookups", fmt::format("hits {}  misses {}  hit ratio {}", s.hits, s.misses,
-                              percent(ratio(s.hits, s.hits + s.misses))));
+                              percent(figures::lookup_hit_ratio(s))));
   line("writes", fmt::format("inserts {}  updates {}  put failures {}", s.inserts, s.updates,
                              s.put_failures));
   line("removals", fmt::format("evictions {}  expirations {}  invalidations {}", s.evictions,
@@ -103,13 +87,13 @@ std::string text_report(const std::string& name, const Stats& s) {
                                      : fmt::format("{} of max {}", s.entries, s.max_entries));
   line("memory", fmt::format("{} used of {} budget ({})", pipecache::format_size(s.bytes_used),
                              pipecache::format_size(s.byte_budget),
-                             percent(ratio(s.bytes_used, s.byte_budget))));
+                             percent(figures::budget_used(s))));
   line("arena", fmt::format("{}  free {}  largest free block {}  fragmented {} ({})",
                             pipecache::format_size(s.arena_bytes),
                             pipecache::format_size(s.free_bytes),
                             pipecache::format_size(s.largest_free_block),
                             pipecache::format_size(s.fragmented_bytes),
-                            percent(ratio(s.fragmented_bytes, s.free_bytes))));
+                            percent(figures::fragmentation(s))));
   line("segment size", pipecache::format_size(s.segment_bytes));
   line("lock repairs", fmt::format("{}", s.lock_recoveries));
   if (s.namespaces.empty()) {
@@ -125,11 +109,11 @@ std::string text_report(const std::string& name, const Stats& s) {
     const Histogram& compute = ns.histogram(NsHistogram::compute_time);
     std::uint64_t requests = ns.counter(NsCounter::requests);
     t += fmt::format("{:<24} {:>10} {:>7} {:>8} {:>9} {:>9} {:>9} {:>9} {:>11} {:>11} {:>8}\n",
-                     printable(ns.name), requests, percent(request_hit_ratio(ns)),
+                     printable(ns.name), requests, percent(figures::request_hit_ratio(ns)),
                      ns.counter(NsCounter::stale_served), ns.counter(NsCounter::computes),
                      ns.counter(NsCounter::compute_failures),
-                     latency(hit.mean_ns()), latency(hit.percentile_ns(0.99)),
-                     latency(compute.mean_ns()), latency(compute.percentile_ns(0.99)),
+                     latency(figures::mean_ns(hit)), latency(hit.percentile_ns(0.99)),
+                     latency(figures::mean_ns(compute)), latency(compute.percentile_ns(0.99)),
                      ns.entries);
   }
   t += text_batching(s);
@@ -140,12 +124,7 @@ void json_histogram(JsonWriter& j, const Histogram& h) {
   j.begin_object();
   j.member("count", h.count);
   j.member("sum_ns", h.sum_ns);
-  j.key("mean_ns");
-  if (h.count == 0) {
-    j.null();
-  } else {
-    j.value(h.mean_ns());
-  }
+  j.member("mean_ns", figures::mean_ns(h));
   for (std::size_t q = 0; q < std::size(kQuantiles); ++q) {
     j.key(kQuantileNames[q]);
     if (h.count == 0) {
@@ -167,7 +146,7 @@ void write_stats_json(JsonWriter& j, const std::string& name, const Stats& s,
   j.member("path", pipecache::Cache::path_of(name));
   j.member("hits", s.hits);
   j.member("misses", s.misses);
-  j.member("hit_ratio", ratio(s.hits, s.hits + s.misses));
+  j.member("hit_ratio", figures::lookup_hit_ratio(s));
   j.member("inserts", s.inserts);
   j.member("updates", s.updates);
   j.member("evictions", s.evictions);
@@ -184,7 +163,7 @@ void write_stats_json(JsonWriter& j, const std::string& name, const Stats& s,
   j.member("free_bytes", s.free_bytes);
   j.member("largest_free_block", s.largest_free_block);
   j.member("fragmented_bytes", s.fragmented_bytes);
-  j.member("fragmentation", ratio(s.fragmented_bytes, s.free_bytes));
+  j.member("fragmentation", figures::fragmentation(s));
   j.member("attached_processes", s.attached_processes);
   j.member("segment_bytes", s.segment_bytes);
   j.member("created_unix_ms", s.created_unix_ms);
@@ -196,7 +175,7 @@ void write_stats_json(JsonWriter& j, const std::string& name, const Stats& s,
     j.member("id", ns.id);
     j.member("generation", ns.generation);
     j.member("entries", ns.entries);
-    j.member("hit_ratio", request_hit_ratio(ns));
+    j.member("hit_ratio", figures::request_hit_ratio(ns));
     j.key("counters").begin_object();
     for (unsigned c = 0; c < pipecache::kNsCounters; ++c) {
       j.member(counter_name(static_cast<NsCounter>(c)), ns.counters[c]);
@@ -207,23 +186,15 @@ void write_stats_json(JsonWriter& j, const std::string& name, const Stats& s,
     j.key("compute_time");
     json_histogram(j, ns.histogram(NsHistogram::compute_time));
     // Derived batch figures; null for a type that never batched (the raw counters are above).
+    // Undefined figures (NaN, figures.hpp) are written as null by JsonWriter.
     j.key("batching");
     if (ns.counter(NsCounter::batches) == 0) {
       j.null();
     } else {
-      const BatchFigures f = batch_figures(ns);
-      auto number_or_null = [&j](std::string_view key, double v) {
-        j.key(key);
-        if (std::isnan(v)) {
-          j.null();
-        } else {
-          j.value(v);
-        }
-      };
       j.begin_object();
-      number_or_null("average_batch_size", f.average_size);
-      number_or_null("formation_efficiency", f.formation_efficiency);
-      number_or_null("mean_wait_ns", f.mean_wait_ns);
+      j.member("average_batch_size", figures::average_batch_size(ns));
+      j.member("formation_efficiency", figures::batch_formation(ns));
+      j.member("mean_wait_ns", figures::mean_batch_wait_ns(ns));
       j.end_object();
     }
     j.end_object();

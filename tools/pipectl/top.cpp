@@ -36,6 +36,7 @@
 #include <fmt/core.h>
 
 #include <pipecache/cache.hpp>
+#include <pipecache/figures.hpp>
 #include <pipecache/units.hpp>
 
 #include "commands.hpp"
@@ -43,7 +44,9 @@
 namespace pipectl {
 namespace {
 
+namespace figures = pipecache::figures;
 using pipecache::Histogram;
+using pipecache::NamespaceStats;
 using pipecache::NsCounter;
 using pipecache::NsHistogram;
 using pipecache::Stats;
@@ -197,6 +200,19 @@ Histogram delta(const Histogram& now, const Histogram& before) {
   return d;
 }
 
+// A request type's counters and histograms over the interval: the figures (figures.hpp) of
+// the result are the interval's.
+NamespaceStats delta(const NamespaceStats& now, const NamespaceStats& before) {
+  NamespaceStats d = now;
+  for (unsigned c = 0; c < pipecache::kNsCounters; ++c) {
+    d.counters[c] = delta(now.counters[c], before.counters[c]);
+  }
+  for (unsigned h = 0; h < pipecache::kNsHistograms; ++h) {
+    d.histograms[h] = delta(now.histograms[h], before.histograms[h]);
+  }
+  return d;
+}
+
 struct TypeRow {
   std::string name;
   double requests_per_s = 0;
@@ -224,7 +240,7 @@ Frame compare(const Stats& now, const Stats& before, double seconds) {
   std::uint64_t hits = delta(now.hits, before.hits), misses = delta(now.misses, before.misses);
   f.hits_per_s = static_cast<double>(hits) / s;
   f.misses_per_s = static_cast<double>(misses) / s;
-  f.interval_hit_ratio = ratio(hits, hits + misses);
+  f.interval_hit_ratio = figures::lookup_hit_ratio(hits, misses);
   f.puts_per_s = static_cast<double>(delta(now.inserts + now.updates,
                                            before.inserts + before.updates)) / s;
   f.evictions_per_s = static_cast<double>(delta(now.evictions, before.evictions)) / s;
@@ -232,23 +248,20 @@ Frame compare(const Stats& now, const Stats& before, double seconds) {
   f.invalidations_per_s = static_cast<double>(delta(now.invalidations, before.invalidations)) / s;
   f.put_failures_per_s = static_cast<double>(delta(now.put_failures, before.put_failures)) / s;
   for (const auto& ns : now.namespaces) {
-    const pipecache::NamespaceStats* old = nullptr;
+    const NamespaceStats* old = nullptr;
     for (const auto& o : before.namespaces) {
       if (o.id == ns.id && o.name == ns.name) old = &o;
     }
-    pipecache::NamespaceStats zero;
-    if (old == nullptr) old = &zero;
+    const NamespaceStats zero;
+    const NamespaceStats d = delta(ns, old == nullptr ? zero : *old);
     TypeRow row;
     row.name = ns.name;
-    auto d = [&](NsCounter c) { return delta(ns.counter(c), old->counter(c)); };
-    row.requests_per_s = static_cast<double>(d(NsCounter::requests)) / s;
-    // As request_hit_ratio(), over the interval: stale answers came from the cache too.
-    row.hit_ratio = ratio(d(NsCounter::hits) + d(NsCounter::stale_served), d(NsCounter::requests));
-    row.computes_per_s = static_cast<double>(d(NsCounter::computes)) / s;
-    row.failures_per_s = static_cast<double>(d(NsCounter::compute_failures)) / s;
-    row.hit_time = delta(ns.histogram(NsHistogram::hit_time), old->histogram(NsHistogram::hit_time));
-    row.compute_time =
-        delta(ns.histogram(NsHistogram::compute_time), old->histogram(NsHistogram::compute_time));
+    row.requests_per_s = static_cast<double>(d.counter(NsCounter::requests)) / s;
+    row.hit_ratio = figures::request_hit_ratio(d);
+    row.computes_per_s = static_cast<double>(d.counter(NsCounter::computes)) / s;
+    row.failures_per_s = static_cast<double>(d.counter(NsCounter::compute_failures)) / s;
+    row.hit_time = d.histogram(NsHistogram::hit_time);
+    row.compute_time = d.histogram(NsHistogram::compute_time);
     row.total_requests = ns.counter(NsCounter::requests);
     row.entries = ns.entries;
     f.types.push_back(std::move(row));
@@ -270,7 +283,7 @@ std::string rate(double per_s, bool known) {
 
 std::string latency(const Histogram& h, double q) {
   if (h.count == 0) return "-";
-  double ns = q < 0 ? h.mean_ns() : h.percentile_ns(q);
+  double ns = q < 0 ? figures::mean_ns(h) : h.percentile_ns(q);
   return pipecache::format_duration(std::chrono::nanoseconds(static_cast<std::int64_t>(ns)));
 }
 
@@ -284,8 +297,7 @@ std::string utc_now(const char* format) {
 }
 
 std::string memory_bar(const Stats& s, std::size_t width) {
-  double used = s.byte_budget == 0 ? 0 : static_cast<double>(s.bytes_used) /
-                                             static_cast<double>(s.byte_budget);
+  const double used = figures::or_zero(figures::budget_used(s));
   std::size_t fill = static_cast<std::size_t>(std::clamp(used, 0.0, 1.0) * static_cast<double>(width) + 0.5);
   return fmt::format("[{}{}]", std::string(fill, '#'), std::string(width - fill, '.'));
 }
@@ -302,7 +314,7 @@ std::string screen(const std::string& name, const Stats& s, const Frame& f,
   lines.push_back(fmt::format("lookups/s  hits {:>8}  misses {:>8}  hit ratio {:>6}  (since start {})",
                               rate(f.hits_per_s, known), rate(f.misses_per_s, known),
                               known ? percent(f.interval_hit_ratio) : std::string("-"),
-                              percent(ratio(s.hits, s.hits + s.misses))));
+                              percent(figures::lookup_hit_ratio(s))));
   lines.push_back(fmt::format("writes/s   puts {:>8}  failed {:>8}  evictions {:>6}  expirations {}  invalidations {}",
                               rate(f.puts_per_s, known), rate(f.put_failures_per_s, known),
                               rate(f.evictions_per_s, known), rate(f.expirations_per_s, known),
@@ -311,7 +323,7 @@ std::string screen(const std::string& name, const Stats& s, const Frame& f,
   lines.push_back(fmt::format("memory     {} {} of {} ({})  {} entries",
                               memory_bar(s, bar), pipecache::format_size(s.bytes_used),
                               pipecache::format_size(s.byte_budget),
-                              percent(ratio(s.bytes_used, s.byte_budget)), s.entries));
+                              percent(figures::budget_used(s)), s.entries));
   lines.push_back(fmt::format("arena      free {}  largest free block {}  lock repairs {}",
                               pipecache::format_size(s.free_bytes),
                               pipecache::format_size(s.largest_free_block), s.lock_recoveries));

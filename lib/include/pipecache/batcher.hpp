@@ -70,6 +70,8 @@
 //     that is not one; tests/batcher/tsan.supp silences exactly that frame.
 #pragma once
 
+#include <pipecache/figures.hpp>
+
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
@@ -150,13 +152,12 @@ struct BatcherStats {
 
   // Requests that joined a batch of 2+ / all requests handed to the batcher. The design's
   // target for a batch-eligible type under load is > 0.7.
+  // 0 when there were none (figures.hpp defines both figures for every report).
   double formation_efficiency() const noexcept {
-    return requests == 0 ? 0.0 : static_cast<double>(joined) / static_cast<double>(requests);
+    return figures::or_zero(figures::batch_formation(joined, requests));
   }
   double average_batch_requests() const noexcept {
-    return batches == 0 ? 0.0
-                        : static_cast<double>(batched_requests + fallbacks) /
-                              static_cast<double>(batches);
+    return figures::or_zero(figures::average_batch_size(batched_requests, fallbacks, batches));
   }
 };
 

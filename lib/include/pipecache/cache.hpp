@@ -13,6 +13,8 @@
 // value) throw pipecache::Error whose message names the segment and the problem.
 #pragma once
 
+#include <pipecache/export.hpp>
+
 #include <array>
 #include <chrono>
 #include <cstddef>
@@ -45,7 +47,7 @@ enum class ErrorKind {
   system,             // any other failure of the operating system
 };
 
-class Error : public std::runtime_error {
+class PIPECACHE_API Error : public std::runtime_error {
  public:
   explicit Error(const std::string& what, ErrorKind kind = ErrorKind::invalid_argument)
       : std::runtime_error(what), kind_(kind) {}
@@ -61,7 +63,7 @@ class Error : public std::runtime_error {
 // its name proves nothing, so open() accepts it only if it is a regular file with one link,
 // not world-writable, and owned by the effective uid or by a uid listed here; anything else
 // is Error(permission_denied) naming the segment, its owner and its mode.
-struct Trust {
+struct PIPECACHE_API Trust {
   std::vector<std::uint32_t> owners;  // uids trusted besides the effective uid
   // Any owner (still a regular file, one link, not world-writable). For read-only inspection
   // by an administrator (root's pipectl stats / keys / get / inspect / verify).
@@ -111,7 +113,7 @@ enum class NsHistogram : unsigned { hit_time, compute_time, count_ };
 inline constexpr unsigned kNsHistograms = static_cast<unsigned>(NsHistogram::count_);
 
 // Log2 latency histogram: bucket i counts samples in [2^i, 2^(i+1)) ns (bucket 0: [0, 2)).
-struct Histogram {
+struct PIPECACHE_API Histogram {
   static constexpr unsigned kBuckets = 40;  // up to 2^40 ns ~ 18 minutes
   std::array<std::uint64_t, kBuckets> buckets{};
   std::uint64_t count = 0;
@@ -240,7 +242,7 @@ struct LeaseResult {
 // Per-entry flags a caller may attach with put(); the store keeps them, never interprets them.
 inline constexpr std::uint16_t kUserFlagsMask = 0x00ff;
 
-class Cache {
+class PIPECACHE_API Cache {
  public:
   // Creates the segment; Error if it exists. Its full size is reserved up front.
   static Cache create(const Options& options);

@@ -18,6 +18,8 @@
 // Thread-safety: pure functions.
 #pragma once
 
+#include <pipecache/export.hpp>
+
 #include <chrono>
 #include <cstddef>
 #include <map>
@@ -32,23 +34,23 @@ using Params = std::map<std::string, std::string>;
 // A parameter that pins the time of a time-bucketed request (no bucket is added).
 inline constexpr std::string_view kDebugTimeParam = "debug_time";
 
-std::string escape_key_component(std::string_view text);
+PIPECACHE_API std::string escape_key_component(std::string_view text);
 // The type with ':' escaped as well (invariant 3).
-std::string escape_request_type(std::string_view request_type);
-std::string canonical_params(const Params& params);
+PIPECACHE_API std::string escape_request_type(std::string_view request_type);
+PIPECACHE_API std::string canonical_params(const Params& params);
 // Inverse of canonical_params; nullopt for text it could not have produced.
-std::optional<Params> parse_canonical_params(std::string_view text);
+PIPECACHE_API std::optional<Params> parse_canonical_params(std::string_view text);
 
 struct KeyOptions {
   std::chrono::seconds time_bucket{0};  // 0 = not time-bucketed
   std::size_t max_length = 250;         // longer keys are hashed (see above); >= 64
 };
 
-std::string make_cache_key(std::string_view request_type, const Params& params,
+PIPECACHE_API std::string make_cache_key(std::string_view request_type, const Params& params,
                            std::chrono::system_clock::time_point now, const KeyOptions& options);
 
 // The start of the bucket that `now` falls in (now itself when bucket is 0).
-std::chrono::system_clock::time_point bucket_start(std::chrono::system_clock::time_point now,
+PIPECACHE_API std::chrono::system_clock::time_point bucket_start(std::chrono::system_clock::time_point now,
                                                    std::chrono::seconds bucket);
 
 }  // namespace pipecache

@@ -22,6 +22,8 @@
 // Thread-safety: every member function may be called from many threads at once.
 #pragma once
 
+#include <pipecache/export.hpp>
+
 #include <pipecache/cache.hpp>
 #include <pipecache/keys.hpp>
 
@@ -78,7 +80,7 @@ struct RequestPolicy {
   bool second_tier = false;
 };
 
-struct PipelineConfig {
+struct PIPECACHE_API PipelineConfig {
   std::string segment_name = "default";
   bool enable_response_caching = true;
   std::chrono::milliseconds cache_ttl = std::chrono::seconds(300);  // types without a policy
@@ -161,7 +163,7 @@ enum class FallbackCause : unsigned {
   count_
 };
 inline constexpr unsigned kFallbackCauses = static_cast<unsigned>(FallbackCause::count_);
-std::string_view fallback_cause_name(FallbackCause cause) noexcept;
+PIPECACHE_API std::string_view fallback_cause_name(FallbackCause cause) noexcept;
 
 struct LatencySummary {
   std::uint64_t count = 0;
@@ -187,7 +189,7 @@ struct LatencySummary {
 // exactly one of the two). `batch_joined` counts requests of batches of 2 or more,
 // `batch_failures` batches whose handler threw or returned the wrong number of values,
 // `batch_wait_ns` the time requests spent in a window, summed.
-struct RequestTypeStats {
+struct PIPECACHE_API RequestTypeStats {
   std::string request_type;
   std::uint64_t generation = 0;
   std::uint64_t entries = 0;
@@ -220,7 +222,7 @@ struct RequestTypeStats {
   double mean_batch_wait_ns() const noexcept;
 };
 
-struct PipelineStats {
+struct PIPECACHE_API PipelineStats {
   std::string segment_name;
   bool cache_available = false;  // the segment is open (false: every request falls back)
   std::vector<RequestTypeStats> types;  // empty when the segment is not available
@@ -231,7 +233,7 @@ struct PipelineStats {
   const RequestTypeStats* type(std::string_view request_type) const noexcept;
 };
 
-class Pipeline {
+class PIPECACHE_API Pipeline {
  public:
   using Handler = std::function<std::string()>;
   // Answers a batch of requests of one type: one value per params, in the same order.

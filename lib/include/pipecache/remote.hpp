@@ -18,6 +18,8 @@
 // (redis_supported() false) reports every Redis operation as not possible.
 #pragma once
 
+#include <pipecache/export.hpp>
+
 #include <pipecache/cache.hpp>
 
 #include <array>
@@ -56,10 +58,10 @@ enum class RemoteCounter : unsigned {
   count_
 };
 inline constexpr unsigned kRemoteCounterCount = static_cast<unsigned>(RemoteCounter::count_);
-std::string_view remote_counter_name(RemoteCounter counter) noexcept;
-std::string_view remote_counter_help(RemoteCounter counter) noexcept;
+PIPECACHE_API std::string_view remote_counter_name(RemoteCounter counter) noexcept;
+PIPECACHE_API std::string_view remote_counter_help(RemoteCounter counter) noexcept;
 
-struct RemoteStats {
+struct PIPECACHE_API RemoteStats {
   std::uint64_t origin = 0;          // this segment's id in messages (0 = never published)
   std::int64_t relay_pid = 0;        // the attached relay, 0 = none ever attached
   bool relay_alive = false;          // relay_pid is a live process
@@ -72,12 +74,12 @@ struct RemoteStats {
   // Anything to show: a relay attached or any counter non-zero.
   bool active() const noexcept;
 };
-RemoteStats remote_stats(const Cache& cache);
+PIPECACHE_API RemoteStats remote_stats(const Cache& cache);
 
 // Whether this build links hiredis.
-bool redis_supported() noexcept;
+PIPECACHE_API bool redis_supported() noexcept;
 // Throws Error naming the URL and the problem when it is not a usable Redis URL.
-void validate_redis_url(std::string_view url);
+PIPECACHE_API void validate_redis_url(std::string_view url);
 
 struct BroadcastResult {
   std::size_t removed = 0;  // entries removed from the local segment
@@ -88,7 +90,7 @@ struct BroadcastResult {
 // then publishes it on `channel` for every other host's relay, waiting at most `timeout` for
 // Redis. Never throws for Redis: a failure is in `problem` and counted (publish_failures).
 // Throws Error only for an invalid URL.
-BroadcastResult broadcast_invalidation(Cache& cache, std::string_view pattern,
+PIPECACHE_API BroadcastResult broadcast_invalidation(Cache& cache, std::string_view pattern,
                                        std::string_view redis_url,
                                        std::string_view channel = kDefaultInvalidationChannel,
                                        std::chrono::milliseconds timeout = std::chrono::seconds(2));
@@ -96,7 +98,7 @@ BroadcastResult broadcast_invalidation(Cache& cache, std::string_view pattern,
 // Publishes `pattern` for every host's relay without invalidating anything here (a host with
 // no segment, such as the one a sync job runs on). Empty on success, else the problem (never
 // throws for Redis; throws Error for an invalid URL or channel).
-std::string publish_invalidation(std::string_view pattern, std::string_view redis_url,
+PIPECACHE_API std::string publish_invalidation(std::string_view pattern, std::string_view redis_url,
                                  std::string_view channel = kDefaultInvalidationChannel,
                                  std::chrono::milliseconds timeout = std::chrono::seconds(2));
 
@@ -114,6 +116,6 @@ struct RelayOptions {
 // exist, subscribes, applies other hosts' messages, reconnects with back-off and flushes the
 // segment after each reconnect. Throws Error for invalid options (name, URL, channel) and when
 // hiredis is not built in; everything else it survives.
-void run_relay(const RelayOptions& options, int stop_fd);
+PIPECACHE_API void run_relay(const RelayOptions& options, int stop_fd);
 
 }  // namespace pipecache

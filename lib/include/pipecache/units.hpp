@@ -7,6 +7,8 @@
 // Malformed or overflowing text throws pipecache::Error naming `what` and the text.
 #pragma once
 
+#include <pipecache/export.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -14,14 +16,14 @@
 
 namespace pipecache {
 
-std::uint64_t parse_size(std::string_view text, std::string_view what);
-std::chrono::milliseconds parse_duration(std::string_view text, std::string_view what);
+PIPECACHE_API std::uint64_t parse_size(std::string_view text, std::string_view what);
+PIPECACHE_API std::chrono::milliseconds parse_duration(std::string_view text, std::string_view what);
 // Like parse_duration but keeps sub-millisecond precision.
-std::chrono::nanoseconds parse_duration_ns(std::string_view text, std::string_view what);
+PIPECACHE_API std::chrono::nanoseconds parse_duration_ns(std::string_view text, std::string_view what);
 // "true/false/1/0/yes/no/on/off" (case-insensitive); anything else throws naming `what`.
-bool parse_bool(std::string_view text, std::string_view what);
+PIPECACHE_API bool parse_bool(std::string_view text, std::string_view what);
 
-std::string format_size(std::uint64_t bytes);                 // "64.0 MiB"
-std::string format_duration(std::chrono::nanoseconds d);      // "1.25 ms"
+PIPECACHE_API std::string format_size(std::uint64_t bytes);                 // "64.0 MiB"
+PIPECACHE_API std::string format_duration(std::chrono::nanoseconds d);      // "1.25 ms"
 
 }  // namespace pipecache

@@ -5,6 +5,8 @@
 // or a pipectl subcommand can call them on figures it measured or read from a segment.
 #pragma once
 
+#include <pipecache/export.hpp>
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -34,15 +36,15 @@ struct TargetResult {
 // The design's targets: hit ratio > 80%, hit time < 10 ms, cache memory < 50 MB, response
 // time saved >= 100 ms per cached request (baseline mean response - current mean hit time),
 // CPU saved >= 20% on repeated requests (1 - current cpu / baseline cpu).
-std::vector<TargetResult> validate_targets(const Measurements& baseline,
+PIPECACHE_API std::vector<TargetResult> validate_targets(const Measurements& baseline,
                                            const Measurements& current);
-bool all_pass(const std::vector<TargetResult>& results) noexcept;
+PIPECACHE_API bool all_pass(const std::vector<TargetResult>& results) noexcept;
 // One line per target ("PASS  hit ratio  93.1%  (goal > 80%)") and a closing summary line.
-std::string format_targets(const std::vector<TargetResult>& results);
+PIPECACHE_API std::string format_targets(const std::vector<TargetResult>& results);
 
 // Fills the cache-side figures of `current` from a pipeline's stats (all request types):
 // requests, hit ratio, mean hit time, mean compute time, memory. cpu_seconds and
 // mean_response_time_ms are left to the caller, who measured them.
-Measurements measurements_from(const PipelineStats& stats);
+PIPECACHE_API Measurements measurements_from(const PipelineStats& stats);
 
 }  // namespace pipecache

@@ -10,6 +10,7 @@
 // Member order is destruction order reversed: batch_lanes is declared last so that every
 // Batcher drains (answers its waiting requests, recording into the cache) while the cache and
 // the fallback log still exist.
+#include <pipecache/figures.hpp>
 #include <pipecache/pipeline.hpp>
 
 #include "pipeline/batching.hpp"
@@ -68,7 +69,7 @@ constexpr std::pair<std::uint64_t RequestTypeStats::*, NsCounter> kTypeCounters[
 
 }  // namespace
 
-struct Pipeline::Impl {
+struct PIPECACHE_LOCAL Pipeline::Impl {
   explicit Impl(PipelineConfig c)
       : config(std::move(c)), policies(config) {}
 
@@ -462,24 +463,20 @@ bool Pipeline::cache_available() const noexcept {
 Cache* Pipeline::cache() noexcept { return impl_->acquire_cache(); }
 
 double RequestTypeStats::hit_ratio() const noexcept {
-  return requests == 0 ? 0.0 : static_cast<double>(hits + stale_served) / static_cast<double>(requests);
+  return figures::or_zero(figures::request_hit_ratio(hits, stale_served, requests));
 }
 
 double RequestTypeStats::average_batch_size() const noexcept {
-  return batches == 0 ? 0.0
-                      : static_cast<double>(batched_requests + batch_fallbacks) /
-                            static_cast<double>(batches);
+  return figures::or_zero(figures::average_batch_size(batched_requests, batch_fallbacks, batches));
 }
 
 double RequestTypeStats::batch_formation_efficiency() const noexcept {
-  return batchable_requests == 0
-             ? 0.0
-             : static_cast<double>(batch_joined) / static_cast<double>(batchable_requests);
+  return figures::or_zero(figures::batch_formation(batch_joined, batchable_requests));
 }
 
 double RequestTypeStats::mean_batch_wait_ns() const noexcept {
-  const std::uint64_t answered = batched_requests + batch_fallbacks;
-  return answered == 0 ? 0.0 : static_cast<double>(batch_wait_ns) / static_cast<double>(answered);
+  return figures::or_zero(
+      figures::mean_batch_wait_ns(batch_wait_ns, batched_requests, batch_fallbacks));
 }
 
 std::uint64_t PipelineStats::local_fallback_total() const noexcept {

@@ -1,4 +1,5 @@
 // The design's targets for the response cache, checked against measured figures.
+#include <pipecache/figures.hpp>
 #include <pipecache/pipeline.hpp>
 #include <pipecache/validator.hpp>
 
@@ -71,22 +72,22 @@ std::string format_targets(const std::vector<TargetResult>& results) {
 
 Measurements measurements_from(const PipelineStats& stats) {
   Measurements m;
-  std::uint64_t answered_from_cache = 0;
+  std::uint64_t hits = 0;
+  std::uint64_t stale_served = 0;
   double hit_ns_sum = 0;
   std::uint64_t hit_count = 0;
   double compute_ns_sum = 0;
   std::uint64_t compute_count = 0;
   for (const auto& t : stats.types) {
     m.requests += t.requests;
-    answered_from_cache += t.hits + t.stale_served;
+    hits += t.hits;
+    stale_served += t.stale_served;
     hit_ns_sum += t.hit_time.mean_ns * static_cast<double>(t.hit_time.count);
     hit_count += t.hit_time.count;
     compute_ns_sum += t.compute_time.mean_ns * static_cast<double>(t.compute_time.count);
     compute_count += t.compute_time.count;
   }
-  if (m.requests > 0) {
-    m.hit_ratio = static_cast<double>(answered_from_cache) / static_cast<double>(m.requests);
-  }
+  m.hit_ratio = figures::or_zero(figures::request_hit_ratio(hits, stale_served, m.requests));
   if (hit_count > 0) m.mean_hit_time_ms = hit_ns_sum / static_cast<double>(hit_count) / 1e6;
   if (compute_count > 0) {
     m.mean_compute_time_ms = compute_ns_sum / static_cast<double>(compute_count) / 1e6;

@@ -4,6 +4,8 @@
 
 #include <bit>
 
+#include <pipecache/figures.hpp>
+
 #include "lock/robust_mutex.hpp"
 #include "store/arena.hpp"
 #include "util/clock.hpp"
@@ -18,7 +20,7 @@ unsigned Histogram::bucket_for(std::uint64_t ns) noexcept {
 }
 
 double Histogram::mean_ns() const noexcept {
-  return count ? static_cast<double>(sum_ns) / static_cast<double>(count) : 0.0;
+  return figures::or_zero(figures::mean_ns(sum_ns, count));
 }
 
 double Histogram::percentile_ns(double q) const noexcept {
