@@ -137,6 +137,9 @@ TEST_SUITE("remote_relay") {
     // Redis gone: the relay is between reconnection attempts, and still stops at once.
     redis.kill_hard();
     Relay again(h.guard.name(), redis.url());
+    // Attached (so its SIGTERM handler is installed: a slow start, as under ASan on a busy
+    // machine, would otherwise meet the default action), then between reconnection attempts.
+    REQUIRE(eventually([&] { return pipecache::remote_stats(h.cache).relay_pid == again.pid(); }));
     std::this_thread::sleep_for(300ms);
     took = again.terminate(&code, 2s);
     CHECK(took.count() >= 0);
