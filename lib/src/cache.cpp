@@ -198,10 +198,11 @@ std::size_t Cache::invalidate(std::string_view glob) {
   detail::log_invalidation(impl_->seg->header().invalidations, glob, removed, /*clear=*/false);
   return removed;
 }
-void Cache::clear() {
+bool Cache::clear() {
   const std::uint64_t present = impl_->seg->header().arena.entries.load(std::memory_order_relaxed);
-  impl_->table->clear(impl_->counters());
+  if (!impl_->table->clear(impl_->counters())) return false;
   detail::log_invalidation(impl_->seg->header().invalidations, "*", present, /*clear=*/true);
+  return true;
 }
 std::vector<InvalidationRecord> Cache::recent_invalidations() const {
   return detail::read_invalidations(impl_->seg->header().invalidations);

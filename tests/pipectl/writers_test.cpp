@@ -83,4 +83,15 @@ TEST_SUITE("pipectl_output") {
           "# HELP ok_metric line\\nbreak \\\\ slash\n# TYPE ok_metric gauge\n"
           "ok_metric{type=\"a\\\"b\\\\c\\nd\"} 2.5\n");
   }
+
+  TEST_CASE("prometheus_label_values_from_any_bytes_are_valid_utf8_without_control_characters") {
+    PrometheusWriter p;
+    p.family("m", PrometheusWriter::Type::gauge, "h");
+    // Request type names come from the segment: any writer of it can put any bytes there.
+    p.sample("", {{"type", std::string("caf\xc3\xa9\x01tab\there\xff\xed\xa0\x80\xe2\x82") + '\0' + "\x7f"}},
+             std::uint64_t{1});
+    const std::string fffd = "\xef\xbf\xbd";
+    CHECK(p.text() == "# HELP m h\n# TYPE m gauge\nm{type=\"caf\xc3\xa9" + fffd + "tab" + fffd + "here" + fffd +
+                          fffd + fffd + fffd + fffd + fffd + fffd + fffd + "\"} 1\n");
+  }
 }

@@ -303,9 +303,39 @@ def usage_errors():
         seg.destroy()
 
 
+def owner_is_honoured_on_every_request():
+    """A segment of another owner (workers as `nobody`), served with --owner: every request's
+    open trusts that owner as the start-up check did, for --name and for --all."""
+    if os.geteuid() != 0:
+        print("not root: cannot give a segment to another owner here; nothing checked")
+        return
+    import pwd
+    nobody = pwd.getpwnam("nobody")
+    seg = Segment("owner")
+    servers = []
+    try:
+        pipectl("set", "--name", seg.name, "page:1", "v")
+        os.chown(f"/dev/shm/pipecache.{seg.name}", nobody.pw_uid, nobody.pw_gid)
+        r = pipectl("serve", "--name", seg.name, "--listen", "127.0.0.1:0", ok=False)
+        check(r.returncode != 0 and "nobody" in r.stderr, f"served without --owner: {r}")
+        for args in (["--name", seg.name], ["--all"]):
+            server = Server(*args, "--owner", "nobody")
+            servers.append(server)
+            for _ in range(2):  # the first request opens, the second reuses or reopens
+                data = json.loads(server.get("/api/stats")[1])
+                names = [s["segment"] for s in data["segments"]]
+                check(seg.name in names, f"{args}: {seg.name} not served: {names}, errors {data['errors']}")
+                check(not [e for e in data["errors"] if e["segment"] == seg.name], f"{args}: {data['errors']}")
+                check(f'segment="{seg.name}"' in server.get("/metrics")[1], f"{args}: not in /metrics")
+    finally:
+        for server in servers:
+            server.stop()
+        seg.destroy()
+
+
 CASES = {f.__name__: f for f in (metrics_match_stats_prometheus, all_segments_in_one_document,
                                   api_stats_json, read_only_by_default, writes_need_the_token,
-                                  usage_errors)}
+                                  usage_errors, owner_is_honoured_on_every_request)}
 
 if __name__ == "__main__":
     case = CASES[sys.argv[1]]

@@ -16,7 +16,10 @@ int run_clear(const Invocation& invocation) {
   if (!parsed) return 0;
   std::string name = segment_name(*parsed, invocation);
   pipecache::Cache cache = open_segment(name, Access::write);
-  cache.clear();
+  if (!cache.clear())
+    throw pipecache::Error("segment '" + name + "': not cleared: a lock stayed held by a live process past the timeout "
+                           "(a stopped worker?); nothing was removed",
+                           pipecache::ErrorKind::system);
   return 0;
 }
 

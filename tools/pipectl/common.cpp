@@ -174,13 +174,16 @@ std::string segment_name(const cxxopts::ParseResult& parsed, const Invocation& i
   return name;
 }
 
-pipecache::Cache open_segment(const std::string& name, Access access) {
-  pipecache::Trust trust;
+pipecache::Trust trusted_owners() {
   try {
-    trust = pipecache::Trust::parse(g_owners);
+    return pipecache::Trust::parse(g_owners);
   } catch (const pipecache::Error& e) {
     throw UsageError(fmt::format("--owner: {}", e.what()));
   }
+}
+
+pipecache::Cache open_segment(const std::string& name, Access access) {
+  pipecache::Trust trust = trusted_owners();
   // Root may read anybody's segment (an administrator inspecting workers that run as
   // www-data); writing to it still needs --owner, so that a slip of --name cannot change a
   // stranger's cache.

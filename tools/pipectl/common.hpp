@@ -102,6 +102,9 @@ std::string segment_name(const cxxopts::ParseResult& parsed, const Invocation& i
 // $PIPECACHE_TRUSTED_OWNERS); any failure is a SegmentProblem. A read by root trusts every
 // owner and says on stderr whose segment it is when not root's.
 enum class Access { read, write };
+// The owners trusted besides this user for the running subcommand: --owner, else
+// $PIPECACHE_TRUSTED_OWNERS (UsageError naming an unknown user).
+pipecache::Trust trusted_owners();
 pipecache::Cache open_segment(const std::string& name, Access access);
 
 // Argument parsers that turn malformed text into a UsageError naming the option.

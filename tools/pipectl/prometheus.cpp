@@ -62,6 +62,52 @@ void PrometheusWriter::family(std::string_view name, Type type, std::string_view
                       kTypeNames[static_cast<int>(type)]);
 }
 
+namespace {
+
+// Length of the well-formed UTF-8 sequence starting at s[i] (1..4), or 0 when it is not one
+// (a stray continuation byte, an overlong form, a surrogate, beyond U+10FFFF, cut short).
+std::size_t utf8_sequence(std::string_view s, std::size_t i) {
+  const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[i + k]); };
+  const unsigned char c = b(0);
+  if (c < 0x80) return 1;
+  std::size_t n = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+  if (n == 0 || i + n > s.size()) return 0;
+  for (std::size_t k = 1; k < n; ++k)
+    if ((b(k) & 0xc0) != 0x80) return 0;
+  if (c == 0xe0 && b(1) < 0xa0) return 0;  // overlong
+  if (c == 0xed && b(1) >= 0xa0) return 0;  // surrogate
+  if (c == 0xf0 && b(1) < 0x90) return 0;  // overlong
+  if (c == 0xf4 && b(1) >= 0x90) return 0;  // beyond U+10FFFF
+  return n;
+}
+
+}  // namespace
+
+// A label value as the exposition format accepts it whatever bytes it came from (request
+// type names are read from the segment, which any writer of it can fill with anything):
+// backslash, quote and newline escaped; other control characters and bytes that are not
+// well-formed UTF-8 replaced by U+FFFD, so that one bad name cannot make a scraper reject
+// the whole document.
+void PrometheusWriter::append_label_value(std::string& line, std::string_view value) {
+  for (std::size_t i = 0; i < value.size();) {
+    const char c = value[i];
+    std::size_t n = utf8_sequence(value, i);
+    if (c == '\\') {
+      line += "\\\\";
+    } else if (c == '"') {
+      line += "\\\"";
+    } else if (c == '\n') {
+      line += "\\n";
+    } else if (n == 0 || (n == 1 && (static_cast<unsigned char>(c) < 0x20 || c == 0x7f))) {
+      line += "\xef\xbf\xbd";  // U+FFFD
+      n = 1;
+    } else {
+      line.append(value.substr(i, n));
+    }
+    i += n;
+  }
+}
+
 // Built apart and appended whole by the caller: a bad label name throws before anything
 // reaches the document, so a caught error never leaves half a line behind.
 std::string PrometheusWriter::sample_prefix(std::string_view suffix, const Labels& labels,
@@ -83,17 +129,7 @@ std::string PrometheusWriter::sample_prefix(std::string_view suffix, const Label
     first = false;
     line += label;
     line += "=\"";
-    for (char c : value) {
-      if (c == '\\') {
-        line += "\\\\";
-      } else if (c == '"') {
-        line += "\\\"";
-      } else if (c == '\n') {
-        line += "\\n";
-      } else {
-        line += c;
-      }
-    }
+    append_label_value(line, value);
     line += '"';
   };
   for (const auto& [label, value] : labels) add(label, value);

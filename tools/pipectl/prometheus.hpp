@@ -37,6 +37,7 @@ class PrometheusWriter {
 
   static bool valid_metric_name(std::string_view name);
   static bool valid_label_name(std::string_view name);
+  static void append_label_value(std::string& line, std::string_view value);
 
  private:
   std::string sample_prefix(std::string_view suffix, const Labels& labels,

@@ -107,7 +107,10 @@ bool same_token(std::string_view given, std::string_view expected) {
 // The segments being served and their open handles.
 class Segments {
  public:
-  Segments(std::optional<std::string> only) : only_(std::move(only)) {}
+  // Segments are opened with `trust` (--owner / $PIPECACHE_TRUSTED_OWNERS) on every
+  // (re)open, as the start-up check opened them.
+  Segments(std::optional<std::string> only, pipecache::Trust trust)
+      : only_(std::move(only)), trust_(std::move(trust)) {}
 
   struct Snapshot {
     std::vector<SegmentStats> stats;
@@ -166,10 +169,11 @@ class Segments {
       if (file.rfind(kSegmentPrefix, 0) != 0) continue;
       std::string name = file.substr(kSegmentPrefix.size());
       struct stat st {};
-      // Only this user's segments: another user's would be refused by open() anyway (trust
-      // model), and listing them as errors would only leak their names to the page.
+      // Only this user's segments and those of owners it trusts: another user's would be
+      // refused by open() anyway (trust model), and listing them as errors would only leak
+      // their names to the page.
       if (::stat(item.path().c_str(), &st) != 0 || !S_ISREG(st.st_mode) ||
-          st.st_uid != ::geteuid()) {
+          (st.st_uid != ::geteuid() && !trust_.trusts(st.st_uid))) {
         continue;
       }
       try {
@@ -197,13 +201,14 @@ class Segments {
       it = handles_.end();
     }
     if (it == handles_.end()) {
-      it = handles_.emplace(name, Handle{pipecache::Cache::open(name), st.st_dev, st.st_ino})
+      it = handles_.emplace(name, Handle{pipecache::Cache::open(name, trust_), st.st_dev, st.st_ino})
                .first;
     }
     return it->second.cache;
   }
 
   std::optional<std::string> only_;
+  pipecache::Trust trust_;
   std::mutex mutex_;
   std::map<std::string, Handle> handles_;
 };
@@ -299,7 +304,7 @@ int run_serve(const Invocation& invocation) {
                      "or $PIPECTL_SERVE_TOKEN)");
   }
 
-  Segments segments(only);
+  Segments segments(only, trusted_owners());
   httplib::Server server;
   // Two threads: a scrape and the page's poll never wait for each other, and a client cannot
   // make this process use more than two cores' worth of the host's CPU.
@@ -366,7 +371,10 @@ int run_serve(const Invocation& invocation) {
   server.Post("/api/clear", [&](const httplib::Request& req, httplib::Response& res) {
     if (!authorised(req, res)) return;
     auto problem =
-        segments.change(segment_param(req), [](pipecache::Cache& cache) { cache.clear(); });
+        segments.change(segment_param(req), [](pipecache::Cache& cache) {
+          if (!cache.clear())
+            throw pipecache::Error("not cleared: a lock stayed held by a live process past the timeout");
+        });
     if (problem) return reply_json_error(res, 400, *problem);
     JsonWriter j(false);
     res.set_content(j.begin_object().member("cleared", true).end_object().finish(),

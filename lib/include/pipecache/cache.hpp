@@ -288,7 +288,10 @@ class PIPECACHE_API Cache {
   // Removes the keys matching a glob (`*`, `?`); returns how many. "<type>:*" for a registered
   // request type is O(1) (the namespace's generation is bumped).
   std::size_t invalidate(std::string_view glob);
-  void clear();
+  // Removes every entry (the one way out of a segment marked corrupt). Dead holders of its
+  // locks are recovered first. False when a lock stayed held by a live process past the lock
+  // timeout (2 s): then nothing was removed.
+  bool clear();
   // Reclaims expired entries and entries of invalidated generations; returns how many.
   std::size_t purge();
 

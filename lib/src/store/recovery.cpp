@@ -12,7 +12,9 @@
 //      is marked corrupt and stays so until clear().
 //  C4. Every repair is idempotent: dirty stays set until the very end, so a repairer that dies
 //      is repaired again from the start by the next locker (who gets EOWNERDEAD in turn).
-#include <vector>
+//  C5. No repair allocates or throws: it runs holding an inconsistent mutex, and an exception
+//      would leave that mutex held by a live thread, timing out every other locker.
+#include <array>
 
 #include "store/table_internal.hpp"
 #include "util/fault.hpp"
@@ -20,7 +22,7 @@
 namespace pipecache::detail {
 
 // REQUIRES: stripe idx's mutex (owner died); the arena lock if arena_held.
-void Table::repair_stripe(unsigned idx, bool arena_held, Counters c) {
+void Table::repair_stripe(unsigned idx, bool arena_held, Counters c) noexcept {
   Stripe& s = stripes_[idx];
   count(c, StoreCounter::lock_recoveries);
   if (!s.dirty.load(kRelaxed) && !(s.seq.load(kRelaxed) & 1)) return;  // C2
@@ -30,12 +32,18 @@ void Table::repair_stripe(unsigned idx, bool arena_held, Counters c) {
   std::atomic<std::uint32_t>* heads = stripe_buckets(idx);
   for (std::uint64_t b = 0; b < bps_; ++b) heads[b].store(0, kRelaxed);
   fault(FaultPoint::mid_recovery);
+  // C5: the blocks it owns, a batch at a time (a release may coalesce the chain being
+  // walked, so none is released during the walk); a walk that finds none ends it.
   auto drop_owned = [&] {
-    std::vector<std::uint32_t> owned;
-    arena_.walk([&](std::uint32_t off, std::uint64_t w) {
-      if (!(word0_flags(w) & kBlockFree) && word0_stripe(w) == idx) owned.push_back(off);
-    });
-    for (std::uint32_t off : owned) arena_.release(off);
+    std::array<std::uint32_t, 64> owned;
+    for (;;) {
+      std::size_t n = 0;
+      arena_.walk([&](std::uint32_t off, std::uint64_t w) {
+        if (n < owned.size() && !(word0_flags(w) & kBlockFree) && word0_stripe(w) == idx) owned[n++] = off;
+      });
+      for (std::size_t i = 0; i < n; ++i) arena_.release(owned[i]);
+      if (n < owned.size()) return;
+    }
   };
   if (arena_held) {
     drop_owned();
@@ -50,10 +58,9 @@ void Table::repair_stripe(unsigned idx, bool arena_held, Counters c) {
 }
 
 // REQUIRES: the arena mutex (owner died). C3.
-void Table::repair_arena(Counters c) {
+void Table::repair_arena(Counters c) noexcept {
   count(c, StoreCounter::lock_recoveries);
-  std::string problem;
-  if (!arena_.rebuild(&problem)) h_.corrupt.store(kCorruptFlag, kRelaxed);
+  if (!arena_.rebuild(nullptr)) h_.corrupt.store(kCorruptFlag, kRelaxed);
 }
 
 }  // namespace pipecache::detail

@@ -103,9 +103,9 @@ std::size_t Table::purge(Counters c) {
 
 // Every stripe, then the arena (LockedTable): a consistent instant in which the whole table is
 // reformatted. This is also the way out of a corrupt arena.
-void Table::clear(Counters c) {
+bool Table::clear(Counters c) {
   LockedTable all(*this, c, LockedTable::OnOwnerDeath::reset);
-  if (!all) return;
+  if (!all) return false;
   std::uint64_t removed = 0;
   std::uint64_t now = coarse_ns();
   arena_.walk([&](std::uint32_t off, std::uint64_t w) {
@@ -126,6 +126,7 @@ void Table::clear(Counters c) {
     end_write(stripes_[idx]);
   }
   count(c, StoreCounter::invalidations, removed);
+  return true;
 }
 
 std::vector<KeyInfo> Table::keys(std::string_view glob, std::size_t limit, Counters c) {

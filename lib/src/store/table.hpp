@@ -83,7 +83,8 @@ class Table {
            std::uint16_t flags, Counters c);
   bool erase(std::string_view key, std::uint64_t h, Counters c);
   std::size_t invalidate(std::string_view glob, Counters c);
-  void clear(Counters c);
+  // False when some lock was not obtained within the timeout: nothing was cleared.
+  bool clear(Counters c);
   std::size_t purge(Counters c);
 
   LeaseResult try_lease(std::string_view key, std::uint64_t h, std::uint64_t lease_ns, Counters c);
@@ -165,8 +166,10 @@ class Table {
   std::size_t scan_remove(const std::function<bool(const Entry&, std::string_view key)>& match,
                           Counters c, StoreCounter counter);
   // --- recovery.cpp ---
-  void repair_stripe(unsigned stripe, bool arena_held, Counters c);
-  void repair_arena(Counters c);
+  // Run with a dead holder's mutex held, before it is marked consistent: they never throw
+  // (an exception there would leave the mutex held by a live thread and inconsistent).
+  void repair_stripe(unsigned stripe, bool arena_held, Counters c) noexcept;
+  void repair_arena(Counters c) noexcept;
 
   Segment& seg_;
   Header& h_;

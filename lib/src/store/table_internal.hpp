@@ -91,28 +91,21 @@ class Table::ArenaLock {
 };
 
 // Every stripe, then the arena. Readers go on (every seq stays even unless the holder makes
-// it odd); writers wait for the life of the guard. A dead holder of any of these locks is met
-// according to what the new holder is about to do:
-//   repair  (verify) — the usual repairs, as StripeLock and ArenaLock run them;
-//   reset   (clear)  — none: the whole table is about to be reformatted; only counted. The
-//                      guard then also wakes every held stripe's lease waiters on exit.
+// it odd); writers wait for the life of the guard. A dead holder of any of these locks is
+// repaired as StripeLock and ArenaLock repair it, whatever the guard is for: a clear() that
+// then cannot take every lock (a live holder past the timeout) reformats nothing, and the
+// stripes it did take must not be left half-changed yet marked consistent. In reset mode
+// (clear) the guard also wakes every held stripe's lease waiters on exit.
 class Table::LockedTable {
  public:
   enum class OnOwnerDeath { repair, reset };
   LockedTable(Table& t, Counters c, OnOwnerDeath mode) : t_(t), reset_(mode == OnOwnerDeath::reset) {
     for (; held_ < t.stripe_count_; ++held_) {
       unsigned idx = held_;
-      auto repair = [&] {
-        if (reset_) count(c, StoreCounter::lock_recoveries);
-        else t.repair_stripe(idx, false, c);
-      };
+      auto repair = [&] { t.repair_stripe(idx, false, c); };
       if (lock_or_repair(t.stripes_[idx].mutex, kWriteLockTimeoutNs, repair) != LockResult::ok) return;
     }
-    auto repair = [&] {
-      if (reset_) count(c, StoreCounter::lock_recoveries);
-      else t.repair_arena(c);
-    };
-    arena_ = lock_or_repair(t.h_.arena.lock, kWriteLockTimeoutNs, repair) == LockResult::ok;
+    arena_ = lock_or_repair(t.h_.arena.lock, kWriteLockTimeoutNs, [&] { t.repair_arena(c); }) == LockResult::ok;
   }
   ~LockedTable() {
     if (arena_) unlock_robust(t_.h_.arena.lock);
