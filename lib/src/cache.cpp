@@ -212,7 +212,8 @@ std::size_t Cache::purge() { return impl_->table->purge(impl_->counters()); }
 LeaseResult Cache::try_lease(std::string_view key, std::chrono::milliseconds lease_time) {
   impl_->check_key(key);
   std::uint64_t t = ttl_ns(lease_time, impl_->seg->name());
-  return impl_->table->try_lease(key, impl_->table->hash(key), t, impl_->counters());
+  detail::Counters c = impl_->counters();  // claims this process's slot: the lease lives as long as it
+  return impl_->table->try_lease(key, impl_->table->hash(key), t, impl_->slot.load(std::memory_order_acquire), c);
 }
 
 bool Cache::publish(std::string_view key, std::string_view value, std::chrono::milliseconds ttl, std::uint16_t flags,

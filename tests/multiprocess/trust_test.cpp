@@ -4,7 +4,9 @@
 // Acting as another user needs root: CI runs as root, and so do these tests.
 #include <doctest/doctest.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -252,5 +254,150 @@ TEST_SUITE("trust") {
     CHECK(wrong_keys == 0);
     CHECK(wrong_gets == 0);
     CHECK(c.verify().ok());
+  }
+}
+
+namespace {
+
+// Polls try_lease until the lease is no longer another's, for at most `limit`: the state it
+// ended with, and how long that took.
+std::pair<LeaseState, std::chrono::milliseconds> take_over(Cache& c, std::string_view key,
+                                                           std::chrono::milliseconds limit) {
+  auto start = std::chrono::steady_clock::now();
+  LeaseState st = LeaseState::held_by_other;
+  while (std::chrono::steady_clock::now() - start < limit) {
+    st = c.try_lease(key, 60s).state;
+    if (st != LeaseState::held_by_other) break;
+    std::this_thread::sleep_for(5ms);
+  }
+  return {st, std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start)};
+}
+
+char read_byte(int fd) {
+  char b = 0;
+  return ::read(fd, &b, 1) == 1 ? b : 0;
+}
+
+const ProcessInfo* process_with_pid(const std::vector<ProcessInfo>& ps, std::int64_t pid) {
+  for (const auto& p : ps)
+    if (p.pid == pid) return &p;
+  return nullptr;
+}
+
+}  // namespace
+
+TEST_SUITE("trust") {
+  // Liveness comes from the holder's life mutex (lock/life.hpp), not from kill(pid, 0): a
+  // SIGKILLed holder is dead to the others at once, even while it is an unreaped zombie
+  // (whose pid kill(pid, 0) still finds).
+  TEST_CASE("a_killed_lease_holder_is_taken_over_within_1s_even_before_it_is_reaped") {
+    testing::SegmentGuard g(testing::unique_name("life"));
+    auto c = Cache::create(testing::small_options(g.name()));
+    int ready[2];
+    REQUIRE(::pipe(ready) == 0);
+    pid_t holder = testing::spawn([&] {
+      auto d = Cache::open(g.name());
+      char b = d.try_lease("job:k", 60s).state == LeaseState::acquired ? 'y' : 'n';
+      (void)!::write(ready[1], &b, 1);
+      ::pause();
+      return 0;
+    });
+    REQUIRE(read_byte(ready[0]) == 'y');
+    LeaseResult held = c.try_lease("job:k", 60s);
+    CHECK(held.state == LeaseState::held_by_other);
+    CHECK(held.holder_pid == holder);
+    const ProcessInfo* p = process_with_pid(c.inspect().processes, holder);
+    REQUIRE(p != nullptr);
+    CHECK(p->alive);
+    REQUIRE(::kill(holder, SIGKILL) == 0);
+    auto [state, took] = take_over(c, "job:k", 1000ms);
+    MESSAGE("taken over " << took.count() << " ms after SIGKILL, holder not yet reaped");
+    CHECK(::kill(holder, 0) == 0);  // the zombie's pid still answers
+    CHECK(state == LeaseState::taken_over);
+    p = process_with_pid(c.inspect().processes, holder);
+    CHECK((p == nullptr || !p->alive));
+    testing::wait_for(holder, 10s);
+    ::close(ready[0]);
+    ::close(ready[1]);
+  }
+
+  TEST_CASE("a_dead_holders_pid_reused_by_a_live_process_does_not_keep_its_lease") {
+    testing::SegmentGuard g(testing::unique_name("reuse"));
+    auto c = Cache::create(testing::small_options(g.name()));
+    pid_t holder = testing::spawn([&] {
+      auto d = Cache::open(g.name());
+      return d.try_lease("reuse:k", 60s).state == LeaseState::acquired ? 0 : 1;
+    });
+    auto st = testing::wait_for(holder, 10s);
+    REQUIRE(st.exited);
+    REQUIRE(st.code == 0);
+    // The holder exited without releasing; its pid now names a live process (this one), as
+    // it would after reuse: the record is rewritten to say so.
+    int fd = ::open(Cache::path_of(g.name()).c_str(), O_RDWR);
+    REQUIRE(fd >= 0);
+    struct stat sb {};
+    REQUIRE(::fstat(fd, &sb) == 0);
+    auto* base = static_cast<char*>(::mmap(nullptr, sb.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+    ::close(fd);
+    REQUIRE(base != MAP_FAILED);
+    char* key_at = static_cast<char*>(::memmem(base, sb.st_size, "reuse:k", 7));
+    REQUIRE(key_at != nullptr);
+    std::int64_t live = ::getpid();
+    std::memcpy(key_at + 7, &live, sizeof live);  // LeaseRecord::pid, first field of the value
+    ::munmap(base, sb.st_size);
+    auto [state, took] = take_over(c, "reuse:k", 1000ms);
+    CHECK(state == LeaseState::taken_over);
+    CHECK(took < 100ms);  // at the first try: nothing to wait for
+  }
+
+  // Containers sharing /dev/shm with separate PID namespaces: the holder is pid 1 in its own
+  // namespace (kill(1, 0) is always true out here), alive while it lives, dead once killed.
+  TEST_CASE("a_lease_holder_in_another_pid_namespace_is_alive_while_it_lives_and_dead_after") {
+    if (!testing::running_as_root()) {
+      MESSAGE("not root: cannot make a PID namespace here (CI runs as root)");
+      return;
+    }
+    testing::SegmentGuard g(testing::unique_name("pidns"));
+    auto c = Cache::create(testing::small_options(g.name()));
+    int ready[2];
+    REQUIRE(::pipe(ready) == 0);
+    pid_t outer = testing::spawn([&] {
+      if (::unshare(CLONE_NEWPID) != 0) return 3;
+      pid_t inner = ::fork();  // pid 1 of the new namespace
+      if (inner == 0) {
+        auto d = Cache::open(g.name());
+        char b = ::getpid() == 1 && d.try_lease("ns:k", 60s).state == LeaseState::acquired ? 'y' : 'n';
+        (void)!::write(ready[1], &b, 1);
+        ::pause();
+        ::_exit(0);
+      }
+      if (inner < 0) return 4;
+      std::int32_t host_pid = inner;  // as this (outer) namespace sees it
+      (void)!::write(ready[1], &host_pid, sizeof host_pid);
+      int status = 0;
+      ::waitpid(inner, &status, 0);
+      return 0;
+    });
+    std::int32_t inner = 0;
+    REQUIRE(::read(ready[0], &inner, sizeof inner) == sizeof inner);
+    REQUIRE(read_byte(ready[0]) == 'y');
+    std::this_thread::sleep_for(50ms);
+    LeaseResult held = c.try_lease("ns:k", 60s);
+    CHECK(held.state == LeaseState::held_by_other);
+    CHECK(held.holder_pid == 1);
+    const ProcessInfo* p = process_with_pid(c.inspect().processes, 1);
+    REQUIRE(p != nullptr);
+    CHECK(p->alive);
+    REQUIRE(::kill(inner, SIGKILL) == 0);
+    auto [state, took] = take_over(c, "ns:k", 1000ms);
+    MESSAGE("taken over " << took.count() << " ms after SIGKILL of pid 1 of another namespace");
+    CHECK(state == LeaseState::taken_over);
+    p = process_with_pid(c.inspect().processes, 1);
+    CHECK((p == nullptr || !p->alive));
+    auto st = testing::wait_for(outer, 10s);
+    CHECK(st.exited);
+    CHECK(st.code == 0);
+    ::close(ready[0]);
+    ::close(ready[1]);
   }
 }

@@ -22,8 +22,8 @@ TEST_SUITE("golden") {
   }
 
   TEST_CASE("layout_version_and_fingerprint_are_pinned") {
-    CHECK(kLayoutVersion == 4);
-    CHECK(kLayoutFingerprint == 0x27c93e80800b8896ull);
+    CHECK(kLayoutVersion == 5);
+    CHECK(kLayoutFingerprint == 0x5efe9fc92400b3a4ull);
     CHECK(std::string(kMagic, sizeof kMagic) == "PIPECACH");
     CHECK(kUnit == 8);
     CHECK(kBins == 128);
@@ -90,6 +90,8 @@ TEST_SUITE("golden") {
     CHECK(sizeof(ProcessSlot) == 25792);
     CHECK(offsetof(ProcessSlot, pid) == 0);
     CHECK(offsetof(ProcessSlot, attached_unix_ms) == 8);
+    CHECK(offsetof(ProcessSlot, life_epoch) == 16);
+    CHECK(offsetof(ProcessSlot, life) == 24);
     CHECK(offsetof(ProcessSlot, counters) == 64);
     CHECK(offsetof(ProcessSlot, ns) == 192);
 
@@ -133,10 +135,12 @@ TEST_SUITE("golden") {
     CHECK(offsetof(FreeBlock, bin_next) == 8);
     CHECK(offsetof(FreeBlock, bin_prev) == 12);
 
-    CHECK(sizeof(LeaseRecord) == 24);
+    CHECK(sizeof(LeaseRecord) == 40);
     CHECK(offsetof(LeaseRecord, pid) == 0);
     CHECK(offsetof(LeaseRecord, token) == 8);
     CHECK(offsetof(LeaseRecord, deadline_ns) == 16);
+    CHECK(offsetof(LeaseRecord, slot) == 24);
+    CHECK(offsetof(LeaseRecord, life_epoch) == 32);
 
     CHECK(sizeof(InvalidationSlot) == 128);
     CHECK(offsetof(InvalidationSlot, seq) == 0);

@@ -33,7 +33,8 @@
 namespace pipecache::detail {
 
 inline constexpr char kMagic[8] = {'P', 'I', 'P', 'E', 'C', 'A', 'C', 'H'};
-inline constexpr std::uint32_t kLayoutVersion = 4;  // 3: arena = budget + 1/3; 4: Header::remote (many hosts)
+// 3: arena = budget + 1/3; 4: Header::remote (many hosts); 5: ProcessSlot::life, LeaseRecord slot + epoch
+inline constexpr std::uint32_t kLayoutVersion = 5;
 inline constexpr std::size_t kCacheLine = 64;
 inline constexpr unsigned kMaxProcessSlots = 64;  // more attached processes share kOverflowSlot
 inline constexpr unsigned kRetiredSlot = kMaxProcessSlots;       // counters of detached processes
@@ -81,9 +82,14 @@ struct NsMetrics {
 
 // One per attached process, on its own cache lines: "only ever written by one process" (its
 // threads use relaxed fetch_add). pid is claimed/released under the registry lock.
+// life: held by the claiming process for as long as it is attached (lock/life.hpp: the kernel,
+// not the pid, says whether it lives); life_epoch: [registry lock] bumped at every claim and
+// release, so a lease names its holder's incarnation, not just the slot.
 struct alignas(kCacheLine) ProcessSlot {
-  std::atomic<std::int64_t> pid;  // 0 = free
+  std::atomic<std::int64_t> pid;  // 0 = free; informative only (another PID namespace's pid)
   std::atomic<std::uint64_t> attached_unix_ms;
+  std::atomic<std::uint64_t> life_epoch;
+  RobustMutex life;  // [held by its claimer's keeper thread]
   alignas(kCacheLine) std::atomic<std::uint64_t> counters[kStoreCounters];
   alignas(kCacheLine) NsMetrics ns[kMaxNamespaces];
 };
@@ -300,10 +306,16 @@ struct FreeBlock {
 };
 
 // Lease marker value (entry flag kEntryLease, same key as the value it guards).
+// Held while deadline_ns is ahead and its holder lives: slot_holder_alive(slot, life_epoch)
+// (lock/life.hpp); a holder without a slot (slot >= kMaxProcessSlots: all were taken) is
+// judged by pid, the old way.
 struct LeaseRecord {
-  std::int64_t pid;
+  std::int64_t pid;  // the holder's pid in its own PID namespace: reported, not trusted
   std::uint64_t token;
   std::uint64_t deadline_ns;  // CLOCK_MONOTONIC
+  std::uint32_t slot;         // the holder's process slot
+  std::uint32_t reserved;
+  std::uint64_t life_epoch;   // that slot's life_epoch when the lease was taken
 };
 
 // Changes whenever a shared struct's size, one of the few offsets mixed in, or a table size
@@ -320,6 +332,7 @@ constexpr std::uint64_t layout_fingerprint() {
   mix(sizeof(ArenaState));
   mix(sizeof(ProcessSlot));
   mix(offsetof(ProcessSlot, ns));
+  mix(offsetof(ProcessSlot, life));
   mix(sizeof(NsMetrics));
   mix(sizeof(Namespace));
   mix(sizeof(Stripe));

@@ -6,6 +6,7 @@
 
 #include <pipecache/figures.hpp>
 
+#include "lock/life.hpp"
 #include "lock/robust_mutex.hpp"
 #include "store/arena.hpp"
 #include "util/clock.hpp"
@@ -87,23 +88,33 @@ bool lock_registry(Segment& seg) {
 
 }  // namespace
 
+// A slot is free when nobody claimed it, or when its claimer is gone: its life mutex is not
+// held (lock/life.hpp), whatever its pid says (reused, or of another PID namespace). The
+// claimer's own slots are held by its keeper, so they are never taken for free.
 unsigned claim_slot(Segment& seg) {
   if (!lock_registry(seg)) return kOverflowSlot;
   ProcessSlot* slots = seg.slots();
-  std::int64_t me = ::getpid();
   unsigned chosen = kOverflowSlot;
   for (unsigned i = 0; i < kMaxProcessSlots && chosen == kOverflowSlot; ++i)
     if (slots[i].pid.load(kRelaxed) == 0) chosen = i;
   for (unsigned i = 0; i < kMaxProcessSlots && chosen == kOverflowSlot; ++i) {
-    std::int64_t pid = slots[i].pid.load(kRelaxed);
-    if (pid != me && !pid_alive(pid)) {
+    if (!slot_holder_alive(slots[i], slots[i].life_epoch.load(kRelaxed))) {
       fold_slot(seg, i);
       chosen = i;
     }
   }
   if (chosen != kOverflowSlot) {
-    slots[chosen].attached_unix_ms.store(realtime_ms(), kRelaxed);
-    slots[chosen].pid.store(me, std::memory_order_release);
+    ProcessSlot& s = slots[chosen];
+    // A new incarnation first (leases of the previous claimer die with it), then the life
+    // mutex, then the pid that publishes the slot.
+    s.life_epoch.fetch_add(1, std::memory_order_acq_rel);
+    if (hold_life(s.life)) {
+      s.attached_unix_ms.store(realtime_ms(), kRelaxed);
+      s.pid.store(::getpid(), std::memory_order_release);
+    } else {
+      s.pid.store(0, kRelaxed);
+      chosen = kOverflowSlot;
+    }
   }
   unlock_robust(seg.header().registry_lock);
   return chosen;
@@ -111,17 +122,24 @@ unsigned claim_slot(Segment& seg) {
 
 void release_slot(Segment& seg, unsigned slot) noexcept {
   if (slot >= kMaxProcessSlots) return;
-  if (!lock_registry(seg)) return;  // the slot stays claimed; reclaimed once this pid is dead
-  fold_slot(seg, slot);
-  seg.slots()[slot].pid.store(0, std::memory_order_release);
-  unlock_robust(seg.header().registry_lock);
+  ProcessSlot& s = seg.slots()[slot];
+  bool locked = lock_registry(seg);
+  if (locked) fold_slot(seg, slot);  // else its counters are folded by the next claimer
+  s.life_epoch.fetch_add(1, std::memory_order_acq_rel);
+  // Always, even without the registry lock: the segment may be unmapped next (life.hpp).
+  drop_life(s.life);
+  if (locked) {
+    s.pid.store(0, std::memory_order_release);
+    unlock_robust(seg.header().registry_lock);
+  }
 }
 
 std::vector<ProcessInfo> collect_processes(Segment& seg) {
   std::vector<ProcessInfo> out;
   for (unsigned i = 0; i < kMaxProcessSlots; ++i) {
-    std::int64_t pid = seg.slots()[i].pid.load(kRelaxed);
-    if (pid) out.push_back(ProcessInfo{i, pid, pid_alive(pid)});
+    ProcessSlot& s = seg.slots()[i];
+    std::int64_t pid = s.pid.load(kRelaxed);
+    if (pid) out.push_back(ProcessInfo{i, pid, slot_holder_alive(s, s.life_epoch.load(kRelaxed))});
   }
   return out;
 }

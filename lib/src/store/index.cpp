@@ -33,6 +33,7 @@ void Table::format(Segment& seg) {
   init_robust_mutex(seg.header().registry_lock);
   init_robust_mutex(seg.header().arena.lock);
   for (std::uint32_t i = 0; i < seg.geometry().stripes; ++i) init_robust_mutex(seg.stripes()[i].mutex);
+  for (unsigned i = 0; i < kMaxProcessSlots; ++i) init_robust_mutex(seg.slots()[i].life);
   seg.namespaces()[0].state.store(kNsReady, std::memory_order_release);  // id 0: keys without a type
   Arena(seg).reset();
 }

@@ -2,9 +2,11 @@
 // the key with flag kEntryLease whose value is a LeaseRecord {pid, token, deadline}; it lives
 // in the key's stripe beside the value entry, under the same stripe lock.
 //
-//  L1. A lease is held while its deadline (CLOCK_MONOTONIC) is ahead and its pid alive; any
+//  L1. A lease is held while its deadline (CLOCK_MONOTONIC) is ahead and its holder alive —
+//      the holder's process slot still in the incarnation the record names and its life mutex
+//      held (lock/life.hpp: the kernel's answer, across PID namespaces and pid reuse); any
 //      other is taken over by the next try_lease (a crashed or stuck computer never blocks a
-//      key for longer than its lease).
+//      key for longer than its lease, a dead one not at all).
 //  L2. Only the holder's token publishes, renews or releases it. publish() stores the value
 //      only if the lease is still the caller's AND its namespace generation is still the one
 //      stamped on the lease entry when it was taken: otherwise the data changed while the
@@ -25,6 +27,7 @@
 #include "store/table_internal.hpp"
 #include "util/clock.hpp"
 #include "util/fault.hpp"
+#include "lock/life.hpp"
 #include "util/process.hpp"
 
 namespace pipecache::detail {
@@ -38,6 +41,12 @@ std::uint64_t make_token() noexcept {
 
 }  // namespace
 
+// L1's "alive". A holder without a slot (all were taken) can only be judged by its pid.
+bool Table::lease_holder_alive(const LeaseRecord& rec) const noexcept {
+  if (rec.slot >= kMaxProcessSlots) return pid_alive(rec.pid);
+  return slot_holder_alive(seg_.slots()[rec.slot], rec.life_epoch);
+}
+
 // The one decoder of a lease entry's value. REQUIRES: the stripe lock. Empty when the value is
 // not a record (only a foreign writer makes one).
 std::optional<LeaseRecord> Table::read_lease(const EntryView& v) const noexcept {
@@ -47,7 +56,8 @@ std::optional<LeaseRecord> Table::read_lease(const EntryView& v) const noexcept 
   return rec;
 }
 
-LeaseResult Table::try_lease(std::string_view key, std::uint64_t h, std::uint64_t lease_ns, Counters c) {
+LeaseResult Table::try_lease(std::string_view key, std::uint64_t h, std::uint64_t lease_ns, unsigned slot,
+                             Counters c) {
   LeaseResult r;
   if (corrupt()) return r;
   unsigned idx = stripe_index(h);
@@ -57,14 +67,19 @@ LeaseResult Table::try_lease(std::string_view key, std::uint64_t h, std::uint64_
   if (f.off) {
     std::optional<LeaseRecord> held = read_lease(checked_entry(f.off));
     std::uint64_t now = mono_ns();
-    if (held && held->deadline_ns > now && pid_alive(held->pid)) {  // L1
+    if (held && held->deadline_ns > now && lease_holder_alive(*held)) {  // L1
       r.state = LeaseState::held_by_other;
       r.holder_pid = held->pid;
       r.holder_remaining = std::chrono::nanoseconds(held->deadline_ns - now);
       return r;
     }
   }
-  LeaseRecord rec{::getpid(), make_token(), mono_ns() + lease_ns};
+  LeaseRecord rec{};
+  rec.pid = ::getpid();
+  rec.token = make_token();
+  rec.deadline_ns = mono_ns() + lease_ns;
+  rec.slot = slot < kMaxProcessSlots ? slot : kMaxProcessSlots;
+  rec.life_epoch = slot < kMaxProcessSlots ? seg_.slots()[slot].life_epoch.load(std::memory_order_acquire) : 0;
   lock.dirty(true);
   bool ok = store_locked(idx, h, key, reinterpret_cast<const char*>(&rec), sizeof rec,
                          coarse_ns() + lease_ns + kCoarseSlackNs, kEntryLease, namespace_of_key(key), c, nullptr);

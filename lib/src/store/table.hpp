@@ -87,7 +87,8 @@ class Table {
   bool clear(Counters c);
   std::size_t purge(Counters c);
 
-  LeaseResult try_lease(std::string_view key, std::uint64_t h, std::uint64_t lease_ns, Counters c);
+  // slot: the caller's process slot (its liveness is the lease's, L1 in lease.cpp).
+  LeaseResult try_lease(std::string_view key, std::uint64_t h, std::uint64_t lease_ns, unsigned slot, Counters c);
   bool publish(std::string_view key, std::uint64_t h, std::string_view value, std::uint64_t ttl_ns,
                std::uint16_t flags, std::uint64_t token, Counters c);
   void release_lease(std::string_view key, std::uint64_t h, std::uint64_t token, Counters c);
@@ -161,6 +162,7 @@ class Table {
   bool evict_one(unsigned held_stripe, Counters c);
   // --- lease.cpp ---
   std::optional<LeaseRecord> read_lease(const EntryView& v) const noexcept;
+  bool lease_holder_alive(const LeaseRecord& rec) const noexcept;
   void wake_lease_waiters(unsigned stripe) noexcept;
   // --- scan.cpp ---
   std::size_t scan_remove(const std::function<bool(const Entry&, std::string_view key)>& match,

@@ -1,10 +1,8 @@
-// Liveness of another process of this host, by pid. The one definition: the segment (dead
-// creators' temporaries), the process registry (dead attachers' slots) and leases (a dead
-// computer's lease) all ask here, so a better test of liveness replaces it in one place.
-//
-// kill(pid, 0) is true for a live process of any user (EPERM counts as alive) and false once
-// the pid is gone. It cannot tell a reused pid from the original process: a stale claim whose
-// pid was reused is taken for alive until its own deadline (leases) or forever (slots).
+// Liveness of another process of this host, by pid: kill(pid, 0), true for a live process of
+// any user (EPERM counts as alive) and false once the pid is gone. It cannot tell a reused pid
+// from the original, a zombie from the living, nor see across PID namespaces, so the library
+// asks it only where no slot exists: a lease holder without a process slot, the relay's pid.
+// Attached processes are judged by their life mutex (lock/life.hpp).
 #pragma once
 
 #include <cstdint>
