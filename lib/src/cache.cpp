@@ -13,6 +13,7 @@
 #include "segment/invalidation_log.hpp"
 #include "segment/segment.hpp"
 #include "stats/stats.hpp"
+#include "store/control.hpp"
 #include "store/table.hpp"
 #include "util/clock.hpp"
 #include "remote/figures.hpp"
@@ -46,6 +47,7 @@ struct PIPECACHE_LOCAL Cache::Impl {
   // bookkeeping is two relaxed loads and a compare.
   std::atomic<detail::Counters> cached{nullptr};
   std::mutex slot_mutex;
+  std::string config_drift;  // set once by open_or_create
 
   explicit Impl(std::unique_ptr<detail::Segment> s) : seg(std::move(s)), table(std::make_unique<detail::Table>(*seg)) {
     std::call_once(g_atfork_once, [] { pthread_atfork(nullptr, nullptr, on_fork_child); });
@@ -136,7 +138,9 @@ Cache Cache::open_or_create(const Options& options) {
   for (int attempt = 0;; ++attempt) {
     if (detail::Segment::exists(options.name) || attempt > 0) {
       try {
-        return open(options.name, options.trust);
+        Cache c = open(options.name, options.trust);
+        c.impl_->config_drift = detail::note_config_drift(*c.impl_->seg, options);
+        return c;
       } catch (const Error&) {
         if (detail::Segment::exists(options.name) || attempt >= 3) throw;
       }
@@ -312,6 +316,42 @@ void Cache::record_time(int ns, NsHistogram histogram, std::uint64_t ns_elapsed)
   } catch (...) {
   }
 }
+
+void Cache::set_type_switch(std::string_view request_type, std::optional<double> percent) {
+  const std::uint32_t word = detail::switch_word(percent);
+  const int ns = impl_->table->namespace_id(request_type, true);
+  if (ns <= 0) {
+    throw Error(fmt::format("pipecache segment '{}': request type '{}' cannot be registered "
+                            "(a name of 1 to {} bytes without ':', and a free namespace slot)",
+                            impl_->seg->name(), request_type, detail::kMaxNamespaceName));
+  }
+  impl_->seg->namespaces()[ns].cache_switch.store(word, std::memory_order_relaxed);
+}
+
+std::optional<double> Cache::type_switch(std::string_view request_type) const {
+  const int ns = impl_->table->namespace_id(request_type, false);
+  if (ns <= 0) return std::nullopt;
+  return detail::switch_percent(type_switch_word(ns));
+}
+
+std::uint32_t Cache::type_switch_word(int ns) const noexcept {
+  if (ns <= 0 || ns >= static_cast<int>(detail::kMaxNamespaces)) return 0;
+  return impl_->seg->namespaces()[ns].cache_switch.load(std::memory_order_relaxed);
+}
+
+void Cache::set_change_rule(std::string_view change_type, const std::vector<std::string>& patterns) {
+  detail::write_change_rule(*impl_->seg, change_type, patterns);
+}
+
+std::map<std::string, std::vector<std::string>> Cache::change_rules() const {
+  return detail::read_change_rules(*impl_->seg);
+}
+
+std::uint64_t Cache::change_rules_version() const noexcept {
+  return impl_->seg->header().control.rules_version.load(std::memory_order_acquire);
+}
+
+const std::string& Cache::config_drift() const noexcept { return impl_->config_drift; }
 
 const std::string& Cache::name() const noexcept { return impl_->seg->name(); }
 std::chrono::milliseconds Cache::default_ttl() const noexcept {

@@ -89,11 +89,11 @@ py::dict namespace_dict(const NamespaceStats& ns) {
 
 std::array<const char*, kNsCounters> ns_counter_names() {
   // In NsCounter's order; the static_assert makes a new counter a compile error here.
-  static_assert(kNsCounters == 16, "name the new NsCounter below");
+  static_assert(kNsCounters == 18, "name the new NsCounter below");
   return {"requests", "hits", "misses", "stale_served", "computes", "dedup_waits",
           "lease_takeovers", "fallbacks", "compute_failures", "batches", "batched_requests",
           "batchable_requests", "batch_joined", "batch_failures", "batch_fallbacks",
-          "batch_wait_ns"};
+          "batch_wait_ns", "bypassed", "batch_run_ns"};
 }
 
 py::dict histogram_dict(const Histogram& h) {

@@ -221,7 +221,10 @@ py::dict type_stats_dict(const RequestTypeStats& t) {
   PIPECACHE_FIELD(batch_failures);
   PIPECACHE_FIELD(batch_fallbacks);
   PIPECACHE_FIELD(batch_wait_ns);
+  PIPECACHE_FIELD(bypassed);
+  PIPECACHE_FIELD(batch_run_ns);
 #undef PIPECACHE_FIELD
+  d["switch_percent"] = t.switch_percent ? py::object(py::float_(*t.switch_percent)) : py::object(py::none());
   d["hit_time"] = latency_dict(t.hit_time);
   d["compute_time"] = latency_dict(t.compute_time);
   d["hit_ratio"] = t.hit_ratio();

@@ -22,8 +22,8 @@ TEST_SUITE("golden") {
   }
 
   TEST_CASE("layout_version_and_fingerprint_are_pinned") {
-    CHECK(kLayoutVersion == 5);
-    CHECK(kLayoutFingerprint == 0x5efe9fc92400b3a4ull);
+    CHECK(kLayoutVersion == 6);
+    CHECK(kLayoutFingerprint == 0xf3146c1ec9a797f0ull);
     CHECK(std::string(kMagic, sizeof kMagic) == "PIPECACH");
     CHECK(kUnit == 8);
     CHECK(kBins == 128);
@@ -32,7 +32,7 @@ TEST_SUITE("golden") {
     CHECK(kMaxNamespaces == 32);
     CHECK(kMaxNamespaceName == 39);
     CHECK(kStoreCounters == 9);
-    CHECK(pipecache::kNsCounters == 16);
+    CHECK(pipecache::kNsCounters == 18);
     CHECK(pipecache::Histogram::kBuckets == 40);
     CHECK(sizeof(RobustMutex) == 40);
     CHECK(kInvalidationLogSize == 16);
@@ -40,7 +40,7 @@ TEST_SUITE("golden") {
   }
 
   TEST_CASE("every_offset_of_the_shared_structures_is_pinned") {
-    CHECK(sizeof(Header) == 4672);
+    CHECK(sizeof(Header) == 21120);
     CHECK(offsetof(Header, magic) == 0);
     CHECK(offsetof(Header, layout_version) == 8);
     CHECK(offsetof(Header, header_bytes) == 12);
@@ -72,6 +72,24 @@ TEST_SUITE("golden") {
     CHECK(offsetof(Header, invalidations) == 1920);
     CHECK(offsetof(Header, remote) == 4032);
     CHECK(sizeof(RemoteBlock) == 640);
+    CHECK(offsetof(Header, control) == 4672);  // right after remote: no overlap
+
+    CHECK(sizeof(ControlBlock) == 16448);
+    CHECK(offsetof(ControlBlock, rules_version) == 0);
+    CHECK(offsetof(ControlBlock, drift_opens) == 8);
+    CHECK(offsetof(ControlBlock, drift_byte_budget) == 16);
+    CHECK(offsetof(ControlBlock, drift_max_entries) == 24);
+    CHECK(offsetof(ControlBlock, drift_default_ttl_ns) == 32);
+    CHECK(offsetof(ControlBlock, drift_pid) == 40);
+    CHECK(offsetof(ControlBlock, drift_unix_ms) == 48);
+    CHECK(offsetof(ControlBlock, rules) == 64);
+    CHECK(kMaxChangeRules == 32);
+    CHECK(sizeof(ChangeRule) == 512);
+    CHECK(offsetof(ChangeRule, state) == 0);
+    CHECK(offsetof(ChangeRule, name_len) == 4);
+    CHECK(offsetof(ChangeRule, patterns_len) == 6);
+    CHECK(offsetof(ChangeRule, name) == 8);
+    CHECK(offsetof(ChangeRule, patterns) == 48);
 
     CHECK(sizeof(ArenaState) == 1664);
     CHECK(offsetof(ArenaState, lock) == 0);
@@ -87,7 +105,7 @@ TEST_SUITE("golden") {
     CHECK(offsetof(ArenaState, bin_head) == 104);
     CHECK(offsetof(ArenaState, bin_bytes) == 616);
 
-    CHECK(sizeof(ProcessSlot) == 25792);
+    CHECK(sizeof(ProcessSlot) == 26304);
     CHECK(offsetof(ProcessSlot, pid) == 0);
     CHECK(offsetof(ProcessSlot, attached_unix_ms) == 8);
     CHECK(offsetof(ProcessSlot, life_epoch) == 16);
@@ -95,17 +113,19 @@ TEST_SUITE("golden") {
     CHECK(offsetof(ProcessSlot, counters) == 64);
     CHECK(offsetof(ProcessSlot, ns) == 192);
 
-    CHECK(sizeof(NsMetrics) == 800);
+    CHECK(sizeof(NsMetrics) == 816);
     CHECK(offsetof(NsMetrics, counters) == 0);
-    CHECK(offsetof(NsMetrics, hist) == 128);
-    CHECK(offsetof(NsMetrics, hist_count) == 768);
-    CHECK(offsetof(NsMetrics, hist_sum) == 784);
+    CHECK(offsetof(NsMetrics, hist) == 144);
+    CHECK(offsetof(NsMetrics, hist_count) == 784);
+    CHECK(offsetof(NsMetrics, hist_sum) == 800);
 
     CHECK(sizeof(Namespace) == 128);
     CHECK(offsetof(Namespace, state) == 0);
     CHECK(offsetof(Namespace, name_len) == 4);
     CHECK(offsetof(Namespace, generation) == 8);
     CHECK(offsetof(Namespace, name) == 16);
+    CHECK(offsetof(Namespace, cache_switch) == 56);
+    CHECK(offsetof(Namespace, pad0) == 60);
     CHECK(offsetof(Namespace, entries) == 64);
     CHECK(offsetof(Namespace, live) == 72);
 

@@ -29,13 +29,7 @@ int run_invalidate(const Invocation& invocation) {
       "invalidated here only).",
       "GLOB");
   add_format_options(parser, /*prometheus_allowed=*/false);
-  parser.add_options()
-      ("broadcast", "also invalidate on every other host (through Redis)")
-      ("redis", "Redis URL for --broadcast: redis://HOST[:PORT][/DB] or unix:///path "
-                "(default: $PIPECACHE_REDIS_URL)", cxxopts::value<std::string>(), "URL")
-      ("channel", "pub/sub channel for --broadcast",
-       cxxopts::value<std::string>()->default_value(std::string(pipecache::kDefaultInvalidationChannel)),
-       "NAME");
+  add_broadcast_options(parser);
   add_positional(parser, {"glob"});
   auto parsed = parse_arguments(parser, invocation);
   if (!parsed) return 0;
@@ -43,23 +37,11 @@ int run_invalidate(const Invocation& invocation) {
   if (!parsed->count("glob")) throw UsageError("GLOB is missing (use 'pipectl clear' for all)");
   std::string glob = (*parsed)["glob"].as<std::string>();
   if (glob.empty()) throw UsageError("GLOB is empty");
-  const bool broadcast = parsed->count("broadcast") != 0;
-  std::string url;
-  if (broadcast) {
-    const char* env = std::getenv(std::string(pipecache::kRedisUrlVariable).c_str());
-    if (parsed->count("redis")) url = (*parsed)["redis"].as<std::string>();
-    else if (env && *env) url = env;
-    else throw UsageError("--broadcast needs --redis URL or $PIPECACHE_REDIS_URL");
-    try {
-      pipecache::validate_redis_url(url);
-    } catch (const pipecache::Error& e) {
-      throw UsageError(e.what());
-    }
-  } else if (parsed->count("redis")) {
-    throw UsageError("--redis is only used with --broadcast");
-  }
+  const std::optional<BroadcastTarget> target = broadcast_target(*parsed);
+  const bool broadcast = target.has_value();
+  const std::string url = target ? target->url : std::string();
+  const std::string channel = target ? target->channel : std::string();
   std::string name = segment_name(*parsed, invocation);
-  const std::string channel = (*parsed)["channel"].as<std::string>();
   std::size_t removed = 0;
   pipecache::BroadcastResult sent;
   if (broadcast && !pipecache::Cache::exists(name)) {
@@ -105,6 +87,35 @@ int run_invalidate(const Invocation& invocation) {
                                     removed, sent.problem));
   }
   return 0;
+}
+
+void add_broadcast_options(cxxopts::Options& parser) {
+  parser.add_options()
+      ("broadcast", "also invalidate on every other host (through Redis)")
+      ("redis", "Redis URL for --broadcast: redis://HOST[:PORT][/DB] or unix:///path "
+                "(default: $PIPECACHE_REDIS_URL)", cxxopts::value<std::string>(), "URL")
+      ("channel", "pub/sub channel for --broadcast",
+       cxxopts::value<std::string>()->default_value(std::string(pipecache::kDefaultInvalidationChannel)),
+       "NAME");
+}
+
+std::optional<BroadcastTarget> broadcast_target(const cxxopts::ParseResult& parsed) {
+  if (!parsed.count("broadcast")) {
+    if (parsed.count("redis")) throw UsageError("--redis is only used with --broadcast");
+    return std::nullopt;
+  }
+  BroadcastTarget target;
+  const char* env = std::getenv(std::string(pipecache::kRedisUrlVariable).c_str());
+  if (parsed.count("redis")) target.url = parsed["redis"].as<std::string>();
+  else if (env && *env) target.url = env;
+  else throw UsageError("--broadcast needs --redis URL or $PIPECACHE_REDIS_URL");
+  try {
+    pipecache::validate_redis_url(target.url);
+  } catch (const pipecache::Error& e) {
+    throw UsageError(e.what());
+  }
+  target.channel = parsed["channel"].as<std::string>();
+  return target;
 }
 
 }  // namespace pipectl

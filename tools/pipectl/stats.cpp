@@ -68,6 +68,24 @@ std::string text_batching(const Stats& s) {
   return t;
 }
 
+// Types with a runtime switch or requests kept out of the cache by one (or by a rollout).
+std::string text_switches(const Stats& s) {
+  std::string t;
+  for (const NamespaceStats& ns : s.namespaces) {
+    const std::uint64_t bypassed = ns.counter(NsCounter::bypassed);
+    if (!ns.switch_percent && bypassed == 0) continue;
+    if (t.empty()) t += fmt::format("\n{:<24} {:>12} {:>10}\n", "switch", "cached keys", "bypassed");
+    std::string state = "policy";
+    if (ns.switch_percent) {
+      state = *ns.switch_percent == 0     ? std::string("disabled")
+              : *ns.switch_percent == 100 ? std::string("enabled")
+                                          : fmt::format("{:g}%", *ns.switch_percent);
+    }
+    t += fmt::format("{:<24} {:>12} {:>10}\n", printable(ns.name), state, bypassed);
+  }
+  return t;
+}
+
 std::string text_report(const std::string& name, const Stats& s) {
   std::string t;
   auto line = [&t](std::string_view label, const std::string& value) {
@@ -96,6 +114,16 @@ std::string text_report(const std::string& name, const Stats& s) {
                             percent(figures::fragmentation(s))));
   line("segment size", pipecache::format_size(s.segment_bytes));
   line("lock repairs", fmt::format("{}", s.lock_recoveries));
+  if (s.config_drift.opens > 0) {
+    // Opens that asked for another size than the segment has (and got the segment's).
+    const auto& d = s.config_drift;
+    line("config drift",
+         fmt::format("{} opens configured differently; last pid {} at {}: budget {}, max "
+                     "entries {}, default TTL {} (to resize: create a new segment and switch)",
+                     d.opens, d.last_pid, format_unix_ms(d.last_unix_ms),
+                     pipecache::format_size(d.last_byte_budget), d.last_max_entries,
+                     format_ms(d.last_default_ttl)));
+  }
   if (s.namespaces.empty()) {
     t += "\nno request types recorded yet\n";
     return t;
@@ -117,6 +145,7 @@ std::string text_report(const std::string& name, const Stats& s) {
                      ns.entries);
   }
   t += text_batching(s);
+  t += text_switches(s);
   return t;
 }
 
@@ -168,6 +197,14 @@ void write_stats_json(JsonWriter& j, const std::string& name, const Stats& s,
   j.member("segment_bytes", s.segment_bytes);
   j.member("created_unix_ms", s.created_unix_ms);
   j.member("uptime_ms", s.uptime_ms);
+  j.key("config_drift").begin_object();
+  j.member("opens", s.config_drift.opens);
+  j.member("last_pid", static_cast<std::int64_t>(s.config_drift.last_pid));
+  j.member("last_unix_ms", s.config_drift.last_unix_ms);
+  j.member("last_byte_budget", s.config_drift.last_byte_budget);
+  j.member("last_max_entries", s.config_drift.last_max_entries);
+  j.member("last_default_ttl_ms", static_cast<std::uint64_t>(s.config_drift.last_default_ttl.count()));
+  j.end_object();
   j.key("request_types").begin_array();
   for (const NamespaceStats& ns : s.namespaces) {
     j.begin_object();
@@ -176,6 +213,12 @@ void write_stats_json(JsonWriter& j, const std::string& name, const Stats& s,
     j.member("generation", ns.generation);
     j.member("entries", ns.entries);
     j.member("hit_ratio", figures::request_hit_ratio(ns));
+    j.key("switch_percent");  // the runtime switch; null = none (the policies decide)
+    if (ns.switch_percent) {
+      j.value(*ns.switch_percent);
+    } else {
+      j.null();
+    }
     j.key("counters").begin_object();
     for (unsigned c = 0; c < pipecache::kNsCounters; ++c) {
       j.member(counter_name(static_cast<NsCounter>(c)), ns.counters[c]);

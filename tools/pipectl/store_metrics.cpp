@@ -21,6 +21,7 @@ std::string_view counter_name(pipecache::NsCounter counter) {
       "computes",          "dedup_waits",    "lease_takeovers", "fallbacks",
       "compute_failures",  "batches",        "batched_requests", "batchable_requests",
       "batch_joined",      "batch_failures", "batch_fallbacks", "batch_wait_ns",
+      "bypassed",          "batch_run_ns",
   };
   static_assert(std::size(kNames) == pipecache::kNsCounters,
                 "a counter was added to pipecache::NsCounter: name it here");
@@ -45,6 +46,8 @@ std::string_view counter_help(pipecache::NsCounter counter) {
       "Batch handler failures (threw or returned the wrong count).",
       "Requests re-run alone after a batch failure.",
       "Total time requests waited in a batch window.",
+      "Requests a rollout share or runtime switch kept out of the cache.",
+      "Total time batch handlers ran, their fallbacks included.",
   };
   static_assert(std::size(kHelp) == pipecache::kNsCounters,
                 "a counter was added to pipecache::NsCounter: describe it here");
@@ -154,13 +157,15 @@ void write_store_metrics(PrometheusWriter& p, const std::vector<SegmentStats>& s
   for (unsigned c = 0; c < pipecache::kNsCounters; ++c) {
     auto counter_id = static_cast<NsCounter>(c);
     std::string_view stem = counter_name(counter_id);
-    bool is_time = counter_id == NsCounter::batch_wait_ns;
+    bool is_time = counter_id == NsCounter::batch_wait_ns || counter_id == NsCounter::batch_run_ns;
     std::string family =
-        is_time ? std::string("pipecache_request_batch_wait_seconds")
+        is_time ? fmt::format("pipecache_request_{}_seconds", stem.substr(0, stem.size() - 3))
                 : (counter_id == NsCounter::requests ? std::string("pipecache_requests")
                                                      : fmt::format("pipecache_request_{}", stem));
     p.family(family + "_total", Type::counter,
-             is_time ? std::string_view("Total time requests waited in a batch window, seconds.")
+             is_time ? std::string_view(counter_id == NsCounter::batch_wait_ns
+                                            ? "Total time requests waited in a batch window, seconds."
+                                            : "Total time batch handlers ran, their fallbacks included, seconds.")
                      : counter_help(counter_id));
     for (const TypeSeries& t : types) {
       std::uint64_t v = t.ns->counters[c];

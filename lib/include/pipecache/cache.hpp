@@ -20,6 +20,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -105,6 +106,8 @@ enum class NsCounter : unsigned {
   batch_failures,      // batch handler threw or returned the wrong count
   batch_fallbacks,     // requests re-run alone after a batch failure
   batch_wait_ns,       // total time requests spent waiting in a batch window
+  bypassed,            // requests answered without the cache by a rollout or switch
+  batch_run_ns,        // total time batch handlers ran (with their fallbacks), per batch
   count_
 };
 inline constexpr unsigned kNsCounters = static_cast<unsigned>(NsCounter::count_);
@@ -129,6 +132,9 @@ struct PIPECACHE_API Histogram {
 struct NamespaceStats {
   std::string name;
   unsigned id = 0;
+  // The type's runtime switch (Cache::set_type_switch): the percent of keys cached, or nullopt
+  // when none is set (each process's policy decides).
+  std::optional<double> switch_percent;
   std::uint64_t generation = 0;  // bumped by an O(1) invalidation of "<name>:*"
   std::uint64_t entries = 0;     // live entries of the current and older generations
   std::array<std::uint64_t, kNsCounters> counters{};
@@ -137,6 +143,19 @@ struct NamespaceStats {
   const Histogram& histogram(NsHistogram h) const noexcept {
     return histograms[static_cast<unsigned>(h)];
   }
+};
+
+// Opens (open_or_create) whose options asked for another byte budget, entry limit or default
+// TTL than the segment was created with: they got the segment's. To resize, create a segment
+// under a new name and point the workers at it (README "Resizing").
+struct ConfigDrift {
+  std::uint64_t opens = 0;  // all processes, since creation
+  std::int64_t last_pid = 0;
+  std::uint64_t last_unix_ms = 0;
+  // What the last drifting opener configured.
+  std::uint64_t last_byte_budget = 0;
+  std::uint64_t last_max_entries = 0;
+  std::chrono::milliseconds last_default_ttl{0};
 };
 
 struct Stats {
@@ -163,6 +182,7 @@ struct Stats {
   std::uint64_t created_unix_ms = 0;
   std::uint64_t uptime_ms = 0;
   std::vector<NamespaceStats> namespaces;  // registered request types, by id
+  ConfigDrift config_drift;
 };
 
 struct KeyInfo {
@@ -252,7 +272,10 @@ class PIPECACHE_API Cache {
   static Cache open(std::string_view name, const Trust& trust);
   // Opens the segment, or creates it with `options` when absent. Safe when many processes
   // call it at once: they all end up on one initialised segment. A name it could not create
-  // is opened only if it passes options.trust, as open() checks it.
+  // is opened only if it passes options.trust, as open() checks it. An existing segment whose
+  // byte budget, max entries or default TTL differ from `options` is used as it is; the
+  // difference is counted in the segment (Stats::config_drift) and described by
+  // config_drift().
   static Cache open_or_create(const Options& options);
   // Unlinks the segment name; processes that have it open keep using it. False if absent;
   // Error(permission_denied) when another user owns it (/dev/shm is sticky).
@@ -336,6 +359,30 @@ class PIPECACHE_API Cache {
   int namespace_id(std::string_view request_type);
   void record(int ns, NsCounter counter, std::uint64_t delta = 1) noexcept;
   void record_time(int ns, NsHistogram histogram, std::uint64_t ns_elapsed) noexcept;
+
+  // Runtime switches, per request type, kept in the segment: every Pipeline on the segment
+  // obeys a type's switch from its next request of that type. `percent` 0 turns caching off
+  // for the type, 100 on for every key, a value between caches that share of its keys (a
+  // stable hash of the key decides, so a key is always or never cached); nullopt removes the
+  // switch (each process's policy decides again). Registers the type. Throws Error for a
+  // percent outside 0..100, or when the type cannot be registered (namespace table full).
+  void set_type_switch(std::string_view request_type, std::optional<double> percent);
+  std::optional<double> type_switch(std::string_view request_type) const;
+  // Namespace `ns`'s switch word, for the request path (one relaxed load): 0 = none, else
+  // 0x80000000 | basis points of keys cached.
+  std::uint32_t type_switch_word(int ns) const noexcept;
+
+  // Change rules kept in the segment: change type -> invalidation patterns (in the forms of
+  // Pipeline::invalidate). Pipelines publish theirs; pipecache::apply_data_change and
+  // `pipectl change` apply them. Empty `patterns` removes the rule. Throws Error when a
+  // pattern is empty or holds a newline, the rule is too long (464 bytes of patterns, 39 of
+  // name) or the table (32 rules) is full.
+  void set_change_rule(std::string_view change_type, const std::vector<std::string>& patterns);
+  std::map<std::string, std::vector<std::string>> change_rules() const;
+  // Bumped by every rule change.
+  std::uint64_t change_rules_version() const noexcept;
+  // What open_or_create found different from its options ("" when nothing, or created).
+  const std::string& config_drift() const noexcept;
 
   const std::string& name() const noexcept;
   std::chrono::milliseconds default_ttl() const noexcept;

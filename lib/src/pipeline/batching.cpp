@@ -108,6 +108,7 @@ void BatchLane::record(Cache& cache, int ns, const BatchReport& report) const no
   }
   if (report.fallbacks > 0) cache.record(ns, NsCounter::batch_fallbacks, report.fallbacks);
   cache.record(ns, NsCounter::batch_wait_ns, static_cast<std::uint64_t>(report.wait.count()));
+  cache.record(ns, NsCounter::batch_run_ns, static_cast<std::uint64_t>(report.run.count()));
 }
 
 void BatchLane::log_failure(const BatchReport& report) const noexcept {

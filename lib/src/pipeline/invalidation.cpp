@@ -56,4 +56,46 @@ InvalidationPlan plan_invalidation(std::string_view pattern,
   return plan;
 }
 
+NamespaceList segment_namespaces(Cache& cache, unsigned slots) {
+  NamespaceList list;
+  for (auto& name : cache.namespaces()) list.names.push_back(std::move(name));
+  if (slots == 0) {
+    try {
+      slots = cache.inspect().namespace_slots;
+    } catch (...) {
+    }
+  }
+  // Unknown slot count: be correct rather than fast.
+  list.table_full = slots == 0 || list.names.size() >= slots;
+  return list;
+}
+
+std::size_t invalidate_patterns(
+    Cache& cache, const std::set<std::string>& patterns,
+    const std::function<NamespaceList()>& namespaces,
+    const std::function<void(const std::string& pattern, const char* what)>& on_error) {
+  std::set<std::string> namespace_globs;
+  std::set<std::string> scans;
+  for (const auto& pattern : patterns) {
+    try {
+      auto plan = plan_invalidation(pattern, namespaces);
+      namespace_globs.insert(plan.namespace_globs.begin(), plan.namespace_globs.end());
+      if (plan.scan) scans.insert(pattern);
+    } catch (const std::exception& e) {
+      on_error(pattern, e.what());
+    }
+  }
+  std::size_t removed = 0;
+  auto apply = [&](const std::string& glob) {
+    try {
+      removed += cache.invalidate(glob);
+    } catch (const std::exception& e) {
+      on_error(glob, e.what());
+    }
+  };
+  for (const auto& glob : namespace_globs) apply(glob);
+  for (const auto& glob : scans) apply(glob);
+  return removed;
+}
+
 }  // namespace pipecache::detail

@@ -24,6 +24,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <atomic>
 #include <mutex>
 #include <set>
@@ -65,6 +66,7 @@ constexpr std::pair<std::uint64_t RequestTypeStats::*, NsCounter> kTypeCounters[
     {&RequestTypeStats::batch_failures, NsCounter::batch_failures},
     {&RequestTypeStats::batch_fallbacks, NsCounter::batch_fallbacks},
     {&RequestTypeStats::batch_wait_ns, NsCounter::batch_wait_ns},
+    {&RequestTypeStats::batch_run_ns, NsCounter::batch_run_ns},
 };
 
 }  // namespace
@@ -122,6 +124,13 @@ struct PIPECACHE_LOCAL Pipeline::Impl {
     next_open_ns.store(now + kReopenIntervalNs, std::memory_order_relaxed);
     try {
       cache_owner = std::make_unique<Cache>(Cache::open_or_create(segment_options()));
+      if (!cache_owner->config_drift().empty()) {
+        log_once_line(fmt::format("segment '{}' exists with another configuration ({}); using "
+                                  "the segment's. To resize, create a segment under a new name "
+                                  "and switch the workers to it",
+                                  config.segment_name, cache_owner->config_drift()));
+      }
+      publish_rules(*cache_owner);
       cache.store(cache_owner.get(), std::memory_order_release);
       return cache_owner.get();
     } catch (const std::exception& e) {
@@ -159,6 +168,12 @@ struct PIPECACHE_LOCAL Pipeline::Impl {
     return make_cache_key(type.request_type, params, now, options);
   }
 
+  // A request the rollout or switch keeps out of the cache: the handler, counted.
+  static std::string bypass(Cache& c, int ns, const Handler& handler) {
+    c.record(ns, NsCounter::bypassed);
+    return handler();
+  }
+
   void note_unavailable() noexcept {
     const FallbackCause cause = config.enable_response_caching
                                     ? open_failure.load(std::memory_order_relaxed)
@@ -172,19 +187,15 @@ struct PIPECACHE_LOCAL Pipeline::Impl {
 
   // Namespace names present in the segment, and whether its table has no free slot.
   detail::NamespaceList segment_namespaces(Cache& c) {
-    detail::NamespaceList list;
-    const Stats st = c.stats();
-    for (const auto& ns : st.namespaces) list.names.push_back(ns.name);
     unsigned slots = namespace_slots.load(std::memory_order_relaxed);
-    if (slots == 0) {
+    detail::NamespaceList list = detail::segment_namespaces(c, slots);
+    if (slots == 0 && !list.table_full) {
+      // Fixed at creation: asked once. (A full list is re-asked: it may be the unknown case.)
       try {
-        slots = c.inspect().namespace_slots;  // fixed at creation: asked once
-        namespace_slots.store(slots, std::memory_order_relaxed);
+        namespace_slots.store(c.inspect().namespace_slots, std::memory_order_relaxed);
       } catch (...) {
       }
     }
-    // Unknown slot count: be correct rather than fast.
-    list.table_full = slots == 0 || list.names.size() >= slots;
     return list;
   }
 
@@ -229,9 +240,6 @@ struct PIPECACHE_LOCAL Pipeline::Impl {
     return patterns;
   }
 
-  // Invalidates every pattern, each namespace once however many patterns select it (a rule's
-  // "whats_next_*" and a trigger's "whats_next_data:*" are one generation bump, not two).
-  // Returns how many entries the store dropped.
   // Queues the patterns for the other hosts (config.redis_url; a background thread sends
   // them): never waits for Redis. `c` null: the segment is unavailable here.
   void publish(Cache* c, const std::set<std::string>& patterns) noexcept {
@@ -239,37 +247,73 @@ struct PIPECACHE_LOCAL Pipeline::Impl {
     for (const auto& p : patterns) remote->publish(c, p);
   }
 
+  // Every pattern once per namespace (detail::invalidate_patterns), then queued for the other
+  // hosts; entries dropped here.
   std::size_t invalidate_patterns(const std::set<std::string>& patterns) {
     Cache* c = acquire_cache();
     if (c == nullptr) {
       publish(nullptr, patterns);  // the other hosts may have them cached
       return 0;  // nothing is cached while the segment is unavailable
     }
-    std::set<std::string> namespace_globs;
-    std::set<std::string> scans;
-    std::size_t removed = 0;
-    for (const auto& pattern : patterns) {
-      try {
-        auto plan = detail::plan_invalidation(pattern, [&] { return segment_namespaces(*c); });
-        namespace_globs.insert(plan.namespace_globs.begin(), plan.namespace_globs.end());
-        if (plan.scan) scans.insert(pattern);
-      } catch (const std::exception& e) {
-        fallbacks.log_once(FallbackCause::store_error,
-                           fmt::format("invalidate '{}': {}", pattern, e.what()));
-      }
-    }
-    auto apply = [&](const std::string& glob) {
-      try {
-        removed += c->invalidate(glob);
-      } catch (const std::exception& e) {
-        fallbacks.log_once(FallbackCause::store_error,
-                           fmt::format("invalidate '{}': {}", glob, e.what()));
-      }
-    };
-    for (const auto& glob : namespace_globs) apply(glob);
-    for (const auto& glob : scans) apply(glob);
+    const std::size_t removed = detail::invalidate_patterns(
+        *c, patterns, [&] { return segment_namespaces(*c); },
+        [&](const std::string& pattern, const char* what) {
+          fallbacks.log_once(FallbackCause::store_error,
+                             fmt::format("invalidate '{}': {}", pattern, what));
+        });
     publish(c, patterns);
     return removed;
+  }
+
+  // Every change this process knows (its rules, and its policies' triggers) with its patterns.
+  std::map<std::string, std::set<std::string>> local_rules() const {
+    std::set<std::string> changes;
+    {
+      std::lock_guard lock(rules_mu);
+      for (const auto& [change, patterns] : rules) changes.insert(change);
+    }
+    for (const auto& state : policies.all()) {
+      changes.insert(state->policy.invalidation_triggers.begin(),
+                     state->policy.invalidation_triggers.end());
+    }
+    std::map<std::string, std::set<std::string>> out;
+    for (const auto& change : changes) out[change] = patterns_for(change);
+    return out;
+  }
+
+  // Writes this process's rules into the segment, so that every process and `pipectl change`
+  // apply them (last writer wins per change). `removed`: a change whose rule this process just
+  // dropped (removed from the segment too when nothing else of ours names it).
+  void publish_rules(Cache& c, std::string_view removed = {}) noexcept {
+    try {
+      const auto mine = local_rules();
+      for (const auto& [change, patterns] : mine) {
+        try {
+          c.set_change_rule(change, std::vector<std::string>(patterns.begin(), patterns.end()));
+        } catch (const std::exception& e) {
+          log_once_line(fmt::format("change rule '{}' is not kept in segment '{}' ({}): other "
+                                    "processes and pipectl change will not apply it",
+                                    change, config.segment_name, e.what()));
+        }
+      }
+      if (!removed.empty() && mine.count(std::string(removed)) == 0) c.set_change_rule(removed, {});
+    } catch (const std::exception& e) {
+      log_once_line(fmt::format("change rules not published to segment '{}': {}",
+                                config.segment_name, e.what()));
+    }
+  }
+
+  // Lines worth saying once per process, however many Pipelines it builds (drift,
+  // unpublishable rules).
+  static void log_once_line(const std::string& text) noexcept {
+    static std::mutex said_mu;
+    static std::set<std::string> said;  // GUARDED_BY(said_mu)
+    try {
+      std::lock_guard lock(said_mu);
+      if (!said.insert(text).second) return;
+      std::fprintf(stderr, "pipecache: %s (logged once)\n", text.c_str());
+    } catch (...) {
+    }
   }
 
   detail::BatchLanes batch_lanes;  // last: see the locking note at the top
@@ -309,11 +353,18 @@ std::string Pipeline::process_request(std::string_view request_type, const Param
     return handler();
   }
   const auto type = m.policies.find(request_type);
-  const std::uint32_t share = type->rollout_bp;
-  if (share == 0) return handler();  // caching is off for the type
   const int ns = Impl::resolve_namespace(*c, *type);
+  // The segment's runtime switch, else the policy's rollout (one relaxed load: see
+  // Namespace::cache_switch).
+  const std::uint32_t word = c->type_switch_word(ns);
+  const std::uint32_t share = (word & detail::kSwitchSetBit) != 0
+                                  ? std::min(word & ~detail::kSwitchSetBit, detail::kRolloutAll)
+                                  : type->rollout_bp;
+  if (share == 0) return m.bypass(*c, ns, handler);
   const std::string key = m.key_for(*type, params, c);
-  if (share < detail::kRolloutAll && !detail::in_rollout(key, share)) return handler();
+  if (share < detail::kRolloutAll && !detail::in_rollout(key, share)) {
+    return m.bypass(*c, ns, handler);
+  }
 
   if (!type->batch) {
     if (m.remote && type->policy.second_tier) {
@@ -340,6 +391,7 @@ void Pipeline::set_policy(std::string request_type, RequestPolicy policy) {
   probe.policies.emplace(request_type, policy);
   probe.validate();
   impl_->policies.set(std::move(request_type), std::move(policy));
+  if (Cache* c = impl_->cache.load(std::memory_order_acquire)) impl_->publish_rules(*c);
 }
 
 RequestPolicy Pipeline::policy(std::string_view request_type) const {
@@ -351,17 +403,53 @@ std::size_t Pipeline::invalidate(std::string_view pattern) {
 }
 
 std::size_t Pipeline::handle_data_change(std::string_view change_type) {
-  return impl_->invalidate_patterns(impl_->patterns_for(change_type));
+  Impl& m = *impl_;
+  std::set<std::string> patterns = m.patterns_for(change_type);
+  // And the segment's rule for it: what another process (or a newer configuration) declared.
+  if (Cache* c = m.acquire_cache()) {
+    try {
+      const auto stored = c->change_rules();
+      if (auto it = stored.find(std::string(change_type)); it != stored.end()) {
+        patterns.insert(it->second.begin(), it->second.end());
+      }
+    } catch (const std::exception& e) {
+      m.fallbacks.log_once(FallbackCause::store_error,
+                           fmt::format("change rules of segment '{}': {}", m.config.segment_name,
+                                       e.what()));
+    }
+  }
+  return m.invalidate_patterns(patterns);
+}
+
+std::optional<std::size_t> apply_data_change(Cache& cache, std::string_view change_type) {
+  const auto rules = cache.change_rules();
+  const auto it = rules.find(std::string(change_type));
+  if (it == rules.end()) return std::nullopt;
+  const std::set<std::string> patterns(it->second.begin(), it->second.end());
+  std::string first_error;
+  const std::size_t removed = detail::invalidate_patterns(
+      cache, patterns, [&] { return detail::segment_namespaces(cache); },
+      [&](const std::string& pattern, const char* what) {
+        if (first_error.empty()) first_error = fmt::format("invalidate '{}': {}", pattern, what);
+      });
+  if (!first_error.empty()) throw Error(first_error, ErrorKind::corrupt);
+  return removed;
 }
 
 void Pipeline::set_wait_hook(WaitHook hook) { impl_->wait_hook = std::move(hook); }
 
 void Pipeline::set_invalidation_rule(std::string change_type, std::vector<std::string> patterns) {
-  std::lock_guard lock(impl_->rules_mu);
-  if (patterns.empty()) {
-    impl_->rules.erase(change_type);
-  } else {
-    impl_->rules.insert_or_assign(std::move(change_type), std::move(patterns));
+  const bool removing = patterns.empty();
+  {
+    std::lock_guard lock(impl_->rules_mu);
+    if (removing) {
+      impl_->rules.erase(change_type);
+    } else {
+      impl_->rules.insert_or_assign(change_type, std::move(patterns));
+    }
+  }
+  if (Cache* c = impl_->cache.load(std::memory_order_acquire)) {
+    impl_->publish_rules(*c, removing ? std::string_view(change_type) : std::string_view());
   }
 }
 
@@ -428,6 +516,26 @@ void Pipeline::register_batch_handler(std::string request_type, BatchHandler han
   impl_->batch_lanes.set(std::move(request_type), std::move(handler), type->batch_options);
 }
 
+PipelineStats pipeline_stats_of(std::string segment_name, Stats store_stats) {
+  PipelineStats out;
+  out.segment_name = std::move(segment_name);
+  for (const auto& ns : store_stats.namespaces) {
+    RequestTypeStats t;
+    t.request_type = ns.name;
+    t.generation = ns.generation;
+    t.entries = ns.entries;
+    for (const auto& [field, counter] : kTypeCounters) t.*field = ns.counter(counter);
+    t.hit_time = summarize(ns.histogram(NsHistogram::hit_time));
+    t.compute_time = summarize(ns.histogram(NsHistogram::compute_time));
+    t.bypassed = ns.counter(NsCounter::bypassed);
+    t.switch_percent = ns.switch_percent;
+    out.types.push_back(std::move(t));
+  }
+  out.store = std::move(store_stats);
+  out.cache_available = true;
+  return out;
+}
+
 PipelineStats Pipeline::stats() const {
   PipelineStats out;
   out.segment_name = impl_->config.segment_name;
@@ -435,18 +543,9 @@ PipelineStats Pipeline::stats() const {
   Cache* c = impl_->cache.load(std::memory_order_acquire);
   if (c == nullptr) return out;
   try {
-    Stats st = c->stats();
-    for (const auto& ns : st.namespaces) {
-      RequestTypeStats t;
-      t.request_type = ns.name;
-      t.generation = ns.generation;
-      t.entries = ns.entries;
-      for (const auto& [field, counter] : kTypeCounters) t.*field = ns.counter(counter);
-      t.hit_time = summarize(ns.histogram(NsHistogram::hit_time));
-      t.compute_time = summarize(ns.histogram(NsHistogram::compute_time));
-      out.types.push_back(std::move(t));
-    }
-    out.store = std::move(st);
+    PipelineStats from_segment = pipeline_stats_of(out.segment_name, c->stats());
+    out.types = std::move(from_segment.types);
+    out.store = std::move(from_segment.store);
     out.cache_available = true;
   } catch (const std::exception& e) {
     impl_->fallbacks.log_once(FallbackCause::store_error, e.what());
@@ -472,6 +571,11 @@ double RequestTypeStats::average_batch_size() const noexcept {
 
 double RequestTypeStats::batch_formation_efficiency() const noexcept {
   return figures::or_zero(figures::batch_formation(batch_joined, batchable_requests));
+}
+
+double RequestTypeStats::mean_batch_run_ns() const noexcept {
+  const std::uint64_t answered = batched_requests + batch_fallbacks;
+  return answered == 0 ? 0.0 : static_cast<double>(batch_run_ns) / static_cast<double>(answered);
 }
 
 double RequestTypeStats::mean_batch_wait_ns() const noexcept {

@@ -27,6 +27,8 @@ inline constexpr int kNamespaceUnresolved = -2;
 
 // Rollout shares are kept in basis points (1/100 of a percent): 10000 = every key.
 inline constexpr std::uint32_t kRolloutAll = 10000;
+// Cache::type_switch_word: this bit set = a runtime switch holding basis points below it.
+inline constexpr std::uint32_t kSwitchSetBit = 0x80000000u;
 std::uint32_t rollout_basis_points(double percent) noexcept;
 // Whether `key` is inside a share of `basis_points`: a hash of the key alone (seeded apart
 // from the store's hash, so the share does not follow stripes), so one key is always in or

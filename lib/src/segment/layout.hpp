@@ -33,8 +33,9 @@
 namespace pipecache::detail {
 
 inline constexpr char kMagic[8] = {'P', 'I', 'P', 'E', 'C', 'A', 'C', 'H'};
-// 3: arena = budget + 1/3; 4: Header::remote (many hosts); 5: ProcessSlot::life, LeaseRecord slot + epoch
-inline constexpr std::uint32_t kLayoutVersion = 5;
+// 3: arena = budget + 1/3; 4: Header::remote (many hosts); 5: ProcessSlot::life, LeaseRecord slot + epoch;
+// 6: Namespace::cache_switch, Header::control (change rules, drift), NsCounter bypassed + batch_run_ns
+inline constexpr std::uint32_t kLayoutVersion = 6;
 inline constexpr std::size_t kCacheLine = 64;
 inline constexpr unsigned kMaxProcessSlots = 64;  // more attached processes share kOverflowSlot
 inline constexpr unsigned kRetiredSlot = kMaxProcessSlots;       // counters of detached processes
@@ -105,11 +106,20 @@ struct alignas(kCacheLine) ProcessSlot {
 // and the bump can never disagree.
 inline constexpr std::uint32_t kNsFree = 0;
 inline constexpr std::uint32_t kNsReady = 1;
+//
+// cache_switch: the type's runtime switch (pipectl disable / enable / rollout). 0 = none (the
+// processes' policies decide); else kSwitchSet | basis points of keys cached (0..10000).
+// [no lock] one relaxed store by the switcher, one relaxed load per request by every Pipeline
+// (a decision per request, nothing else published through it). It sits in the line a request
+// already reads (generation), so obeying it costs a load, not a cache miss.
+inline constexpr std::uint32_t kSwitchSet = 0x80000000u;
 struct alignas(kCacheLine) Namespace {
   std::atomic<std::uint32_t> state;
   std::uint32_t name_len;
   std::atomic<std::uint64_t> generation;
   char name[kMaxNamespaceName + 1];
+  std::atomic<std::uint32_t> cache_switch;
+  std::uint32_t pad0;
   alignas(kCacheLine) std::atomic<std::uint64_t> entries;
   std::atomic<std::uint64_t> live;
 };
@@ -213,6 +223,47 @@ struct alignas(kCacheLine) RemoteBlock {
   std::atomic<std::uint64_t> lag_sum_ns;
 };
 
+// Change rules: change type -> invalidation patterns, kept in the segment so that every process
+// and `pipectl change` apply the same rule (Pipelines publish theirs when they open the
+// segment and when they change one; last writer wins per change).
+//   [registry lock] every write and every read of name/patterns. A rule is written as
+//   state = kRuleWriting, then name and patterns, then state = kRuleReady. A writer killed in
+//   between leaves kRuleWriting: readers skip such a rule and the next writer reuses its slot,
+//   so owner death needs no repair here.
+//   patterns: '\n'-separated, patterns_len bytes. A rule that does not fit is not stored
+//   (its writer says so once); 32 x 464 bytes holds the design's rules many times over.
+inline constexpr unsigned kMaxChangeRules = 32;
+inline constexpr unsigned kMaxChangeName = 39;
+inline constexpr unsigned kMaxRuleBytes = 464;
+inline constexpr std::uint32_t kRuleFree = 0;
+inline constexpr std::uint32_t kRuleWriting = 1;
+inline constexpr std::uint32_t kRuleReady = 2;
+struct ChangeRule {
+  std::atomic<std::uint32_t> state;
+  std::uint16_t name_len;
+  std::uint16_t patterns_len;
+  char name[kMaxChangeName + 1];
+  char patterns[kMaxRuleBytes];
+};
+static_assert(sizeof(ChangeRule) == 512);
+
+// What the processes configure beside the store: change rules and configuration drift.
+//   rules_version [no lock]: bumped (release) after every rule change, so a reader can tell
+//     its copy is current.
+//   drift_*: [no lock] figures, not decisions. drift_opens counts opens (open_or_create) whose
+//     configured budget / max entries / default TTL differ from the segment's; the other
+//     fields describe the last such open (racy as a group: two drifting openers may mix).
+struct alignas(kCacheLine) ControlBlock {
+  std::atomic<std::uint64_t> rules_version;
+  std::atomic<std::uint64_t> drift_opens;
+  std::atomic<std::uint64_t> drift_byte_budget;
+  std::atomic<std::uint64_t> drift_max_entries;
+  std::atomic<std::uint64_t> drift_default_ttl_ns;
+  std::atomic<std::int64_t> drift_pid;
+  std::atomic<std::uint64_t> drift_unix_ms;
+  alignas(kCacheLine) ChangeRule rules[kMaxChangeRules];
+};
+
 inline constexpr std::uint32_t kInitReady = 0x52454459;  // "READY"
 inline constexpr std::uint32_t kCorruptFlag = 1;
 
@@ -249,6 +300,7 @@ struct alignas(kCacheLine) Header {
   alignas(kCacheLine) ArenaState arena;
   alignas(kCacheLine) InvalidationLog invalidations;  // [lock-free: per-record seqlock]
   alignas(kCacheLine) RemoteBlock remote;
+  alignas(kCacheLine) ControlBlock control;
 };
 
 // Entry = a used arena block. 48 bytes of header, then key bytes, then value bytes, rounded up
@@ -335,6 +387,9 @@ constexpr std::uint64_t layout_fingerprint() {
   mix(offsetof(ProcessSlot, life));
   mix(sizeof(NsMetrics));
   mix(sizeof(Namespace));
+  mix(offsetof(Namespace, cache_switch));
+  mix(sizeof(ControlBlock));
+  mix(offsetof(Header, control));
   mix(sizeof(Stripe));
   mix(offsetof(Stripe, lease_wake));
   mix(offsetof(Stripe, lease_waiters));

@@ -1,4 +1,5 @@
 #include "stats/stats.hpp"
+#include "store/control.hpp"
 
 #include <unistd.h>
 
@@ -184,6 +185,7 @@ Stats collect_stats(Segment& seg) {
     st.name = n == 0 ? std::string() : std::string(ns[n].name, std::min<std::size_t>(ns[n].name_len, kMaxNamespaceName));
     st.id = n;
     st.generation = ns[n].generation.load(kRelaxed);
+    st.switch_percent = switch_percent(ns[n].cache_switch.load(kRelaxed));
     st.entries = ns[n].live.load(kRelaxed);
     bool any = st.entries != 0;
     for (unsigned i = 0; i < kAllSlots; ++i) {
@@ -200,6 +202,7 @@ Stats collect_stats(Segment& seg) {
     if (n == 0 && !any) continue;  // keys without a type: listed only when used
     s.namespaces.push_back(std::move(st));
   }
+  s.config_drift = read_config_drift(seg);
   return s;
 }
 
