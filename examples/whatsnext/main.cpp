@@ -218,24 +218,13 @@ void prepare_segment(Master& m) {
 
 // The design's targets table (pipecache/validator.hpp) for figures measured elsewhere.
 int validate_targets(const std::string& path) {
-  std::ifstream in(path);
-  nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.contains("baseline") || !j.contains("current")) {
-    fail(fmt::format("{}: not a JSON object with 'baseline' and 'current'", path));
+  pipecache::BaselineFile figures;
+  try {
+    figures = pipecache::load_baseline_file(path);
+  } catch (const std::exception& e) {
+    fail(e.what());
   }
-  auto measurements = [](const nlohmann::json& o) {
-    pipecache::Measurements m;
-    m.requests = o.value("requests", std::uint64_t{0});
-    m.hit_ratio = o.value("hit_ratio", 0.0);
-    m.mean_hit_time_ms = o.value("mean_hit_time_ms", 0.0);
-    m.mean_response_time_ms = o.value("mean_response_time_ms", 0.0);
-    m.mean_compute_time_ms = o.value("mean_compute_time_ms", 0.0);
-    m.cache_memory_mb = o.value("cache_memory_mb", 0.0);
-    m.cpu_seconds = o.value("cpu_seconds", 0.0);
-    return m;
-  };
-  const auto results =
-      pipecache::validate_targets(measurements(j["baseline"]), measurements(j["current"]));
+  const auto results = pipecache::validate_targets(figures.baseline, figures.current);
   std::printf("%s", pipecache::format_targets(results).c_str());
   return pipecache::all_pass(results) ? 0 : 1;
 }

@@ -23,7 +23,9 @@ namespace {
 
 const char* const kSubcommands[] = {"stats",      "top",   "keys",    "get",
                                     "set",        "del",   "invalidate", "clear",
-                                    "inspect",    "verify", "create",  "destroy"};
+                                    "inspect",    "verify", "create",  "destroy",
+                                    "change",     "rules",  "disable", "enable",
+                                    "rollout",    "validate"};
 
 pipecache::Cache make_segment(const std::string& name, std::size_t budget = 4u << 20) {
   return pipecache::Cache::create(testing::small_options(name, budget));

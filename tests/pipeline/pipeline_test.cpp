@@ -148,36 +148,7 @@ TEST_CASE("raw_values_put_by_other_clients_are_served") {
         "from-elsewhere");
 }
 
-TEST_CASE("validator_reports_each_target") {
-  Measurements base;
-  base.mean_response_time_ms = 250;
-  base.cpu_seconds = 10;
-  Measurements good;
-  good.requests = 1000;
-  good.hit_ratio = 0.9;
-  good.mean_hit_time_ms = 0.01;
-  good.cache_memory_mb = 12;
-  good.cpu_seconds = 3;
-  auto r = validate_targets(base, good);
-  REQUIRE(r.size() == 5);
-  CHECK(all_pass(r));
-  CHECK(r[3].value == doctest::Approx(249.99));
-  CHECK(format_targets(r).find("5 of 5 targets met") != std::string::npos);
-
-  Measurements bad = good;
-  bad.hit_ratio = 0.8;         // not > 80%
-  bad.mean_hit_time_ms = 10;   // not < 10 ms
-  bad.cache_memory_mb = 50;    // not < 50 MB
-  bad.cpu_seconds = 8.5;       // 15% saved
-  Measurements slow_base = base;
-  slow_base.mean_response_time_ms = 105;  // saves 95 ms
-  r = validate_targets(slow_base, bad);
-  for (const auto& t : r) CHECK_MESSAGE(!t.pass, t.name);
-  CHECK_FALSE(all_pass(r));
-  const std::string text = format_targets(r);
-  CHECK(text.find("FAIL") != std::string::npos);
-  CHECK(text.find("0 of 5 targets met") != std::string::npos);
-
+TEST_CASE("validator_reads_figures_from_a_live_pipeline") {
   // Figures read from a live pipeline.
   const std::string name = testing::unique_name("pl-validate");
   testing::SegmentGuard guard(name);

@@ -31,6 +31,7 @@ const std::vector<Subcommand>& subcommands() {
       {"disable", "turn caching off for a request type in every worker", run_disable},
       {"enable", "cache every key of a request type in every worker", run_enable},
       {"rollout", "cache a percentage of a request type's keys in every worker", run_rollout},
+      {"validate", "judge the segment's figures against the design's targets", run_validate},
       {"clear", "remove every key", run_clear},
       {"inspect", "segment layout: sizes, stripes, arena, process slots", run_inspect},
       {"verify", "check every structural invariant of the segment", run_verify},

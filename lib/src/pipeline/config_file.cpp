@@ -11,6 +11,7 @@
 // sections "policies" (type -> fields), "batch_profiles" (name -> fields) and
 // "invalidation_rules" (change -> list of patterns).
 #include "pipeline/config_fields.hpp"
+#include "pipeline/json_file.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -152,25 +153,15 @@ class FileReader {
 
   // Parses the file (syntax errors and duplicate keys throw here).
   void parse() {
-    std::size_t consumed = 0;
-    LineIndex index(text_, &consumed);
-    const char* b = text_.data();
-    const char* e = b + text_.size();
-    json::sax_parse(CountingIterator(b, b, &consumed), CountingIterator(b, e, nullptr), &index,
-                    json::input_format_t::json, true, false);
-    try {
-      doc_ = json::parse(text_);
-    } catch (const json::parse_error& err) {
-      throw Error(fmt::format("config file {} line {}: {}", path_, line_of_byte(err.byte),
-                              syntax_message(err.what())));
-    }
-    lines_ = std::move(index.lines);
-    if (!index.duplicate.empty()) {
-      detail::field_error(at(index.duplicate_line), index.duplicate,
-                          fmt::format("given twice (first on line {})", first_line(index.duplicate)));
+    detail::JsonWithLines parsed = detail::parse_json_with_lines(label(), text_);
+    doc_ = std::move(parsed.doc);
+    lines_ = std::move(parsed.lines);
+    if (!parsed.duplicate.empty()) {
+      detail::field_error(at(parsed.duplicate_line), parsed.duplicate,
+                          fmt::format("given twice (first on line {})", first_line(parsed.duplicate)));
     }
     if (!doc_.is_object()) {
-      throw Error(fmt::format("config file {} line 1: expected a JSON object at the top", path_));
+      throw Error(fmt::format("{} line 1: expected a JSON object at the top", label()));
     }
   }
 
@@ -232,8 +223,9 @@ class FileReader {
     return name == "policies" || name == "batch_profiles" || name == "invalidation_rules";
   }
 
+  std::string label() const { return fmt::format("config file {}", path_); }
   detail::Origin at(unsigned line) const {
-    return detail::Origin{fmt::format("config file {} line {}", path_, line)};
+    return detail::Origin{fmt::format("{} line {}", label(), line)};
   }
   unsigned first_line(const std::string& path) const {
     auto it = lines_.find(path);
@@ -293,43 +285,60 @@ class FileReader {
     return v;
   }
 
-  unsigned line_of_byte(std::size_t byte) const {
-    // nlohmann counts `byte` from 1; the offending character is at byte - 1.
-    const std::size_t end = std::min(byte > 0 ? byte - 1 : 0, text_.size());
-    return 1 + static_cast<unsigned>(std::count(text_.begin(), text_.begin() + static_cast<std::ptrdiff_t>(end), '\n'));
-  }
-  // "[json.exception.parse_error.101] parse error at line 3, column 5: syntax error while
-  // parsing ..." -> "syntax error while parsing ..." (the line is said once, up front).
-  static std::string syntax_message(const std::string& what) {
-    const std::size_t colon = what.find(": ");
-    return colon == std::string::npos ? what : what.substr(colon + 2);
-  }
-
   std::string path_;
   std::string text_;
   json doc_;
   std::map<std::string, unsigned> lines_;
 };
 
-std::string read_whole(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    throw Error(fmt::format("config file {}: cannot be read: {}", path, std::strerror(errno)));
-  }
-  std::ostringstream s;
-  s << in.rdbuf();
-  if (in.bad()) throw Error(fmt::format("config file {}: read failed", path));
-  return s.str();
-}
-
 }  // namespace
 
 namespace detail {
 
+std::string read_text_file(const std::string& label, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(fmt::format("{}: cannot be read: {}", label, std::strerror(errno)));
+  std::ostringstream s;
+  s << in.rdbuf();
+  if (in.bad()) throw Error(fmt::format("{}: read failed", label));
+  return s.str();
+}
+
+JsonWithLines parse_json_with_lines(const std::string& label, const std::string& text) {
+  std::size_t consumed = 0;
+  LineIndex index(text, &consumed);
+  const char* b = text.data();
+  const char* e = b + text.size();
+  json::sax_parse(CountingIterator(b, b, &consumed), CountingIterator(b, e, nullptr), &index,
+                  json::input_format_t::json, true, false);
+  JsonWithLines out;
+  try {
+    out.doc = json::parse(text);
+  } catch (const json::parse_error& err) {
+    // nlohmann counts err.byte from 1; the offending character is at byte - 1. Its what() is
+    // "[json.exception.parse_error.101] parse error at line 3, column 5: syntax error while
+    // parsing ...": the line is said once, up front.
+    const std::size_t end = std::min(err.byte > 0 ? err.byte - 1 : 0, text.size());
+    const unsigned line = 1 + static_cast<unsigned>(
+                                  std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(end), '\n'));
+    const std::string what = err.what();
+    const std::size_t colon = what.find(": ");
+    throw Error(fmt::format("{} line {}: {}", label, line,
+                            colon == std::string::npos ? what : what.substr(colon + 2)));
+  }
+  out.lines = std::move(index.lines);
+  out.duplicate = std::move(index.duplicate);
+  out.duplicate_line = index.duplicate_line;
+  return out;
+}
+
 // Applies the file in two parts so that the environment can sit between them: globals first
 // (a policy's defaults may depend on cache_ttl), then the sections.
 struct ConfigFile {
-  explicit ConfigFile(const std::string& path) : reader(path, read_whole(path)) { reader.parse(); }
+  explicit ConfigFile(const std::string& path)
+      : reader(path, read_text_file("config file " + path, path)) {
+    reader.parse();
+  }
   FileReader reader;
 };
 
