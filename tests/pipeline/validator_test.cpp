@@ -187,7 +187,8 @@ TEST_CASE("pipeline_overhead_is_measured_as_process_memory_with_against_without"
     c.process_memory_mb = process_memory_mb();
   }
   b.process_memory_mb = without;
-  const TargetResult& t = find(validate_targets(b, c), "pipeline overhead");
+  const auto results = validate_targets(b, c);  // find() returns a reference into it
+  const TargetResult& t = find(results, "pipeline overhead");
   MESSAGE("pipeline overhead: " << t.figure);
   CHECK(t.measured);
   CHECK(t.pass);
