@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <atomic>
 #include <thread>
@@ -273,15 +274,25 @@ std::pair<LeaseState, std::chrono::milliseconds> take_over(Cache& c, std::string
   return {st, std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start)};
 }
 
+// SIGKILLs and reaps a child when the test case leaves, also by a failed REQUIRE: a holder left
+// in pause() would keep the test's output pipe open and hang the runner until its timeout.
+struct KillOnExit {
+  pid_t pid = -1;
+  ~KillOnExit() {
+    if (pid > 0 && ::kill(pid, SIGKILL) == 0) ::waitpid(pid, nullptr, 0);
+  }
+};
+
 char read_byte(int fd) {
   char b = 0;
   return ::read(fd, &b, 1) == 1 ? b : 0;
 }
 
-const ProcessInfo* process_with_pid(const std::vector<ProcessInfo>& ps, std::int64_t pid) {
+// A copy: callers pass c.inspect().processes, a temporary gone after the call.
+std::optional<ProcessInfo> process_with_pid(const std::vector<ProcessInfo>& ps, std::int64_t pid) {
   for (const auto& p : ps)
-    if (p.pid == pid) return &p;
-  return nullptr;
+    if (p.pid == pid) return p;
+  return std::nullopt;
 }
 
 }  // namespace
@@ -302,12 +313,13 @@ TEST_SUITE("trust") {
       ::pause();
       return 0;
     });
+    KillOnExit reap_holder{holder};
     REQUIRE(read_byte(ready[0]) == 'y');
     LeaseResult held = c.try_lease("job:k", 60s);
     CHECK(held.state == LeaseState::held_by_other);
     CHECK(held.holder_pid == holder);
-    const ProcessInfo* p = process_with_pid(c.inspect().processes, holder);
-    REQUIRE(p != nullptr);
+    std::optional<ProcessInfo> p = process_with_pid(c.inspect().processes, holder);
+    REQUIRE(p.has_value());
     CHECK(p->alive);
     REQUIRE(::kill(holder, SIGKILL) == 0);
     auto [state, took] = take_over(c, "job:k", 1000ms);
@@ -315,7 +327,7 @@ TEST_SUITE("trust") {
     CHECK(::kill(holder, 0) == 0);  // the zombie's pid still answers
     CHECK(state == LeaseState::taken_over);
     p = process_with_pid(c.inspect().processes, holder);
-    CHECK((p == nullptr || !p->alive));
+    CHECK((!p || !p->alive));
     testing::wait_for(holder, 10s);
     ::close(ready[0]);
     ::close(ready[1]);
@@ -359,8 +371,9 @@ TEST_SUITE("trust") {
     }
     testing::SegmentGuard g(testing::unique_name("pidns"));
     auto c = Cache::create(testing::small_options(g.name()));
-    int ready[2];
+    int ready[2], pid_pipe[2];
     REQUIRE(::pipe(ready) == 0);
+    REQUIRE(::pipe(pid_pipe) == 0);
     pid_t outer = testing::spawn([&] {
       if (::unshare(CLONE_NEWPID) != 0) return 3;
       pid_t inner = ::fork();  // pid 1 of the new namespace
@@ -373,31 +386,32 @@ TEST_SUITE("trust") {
       }
       if (inner < 0) return 4;
       std::int32_t host_pid = inner;  // as this (outer) namespace sees it
-      (void)!::write(ready[1], &host_pid, sizeof host_pid);
+      (void)!::write(pid_pipe[1], &host_pid, sizeof host_pid);
       int status = 0;
       ::waitpid(inner, &status, 0);
       return 0;
     });
+    KillOnExit reap_outer{outer};
     std::int32_t inner = 0;
-    REQUIRE(::read(ready[0], &inner, sizeof inner) == sizeof inner);
+    REQUIRE(::read(pid_pipe[0], &inner, sizeof inner) == sizeof inner);
+    KillOnExit reap_inner{inner};  // pid 1 of the namespace: outlives a killed outer
     REQUIRE(read_byte(ready[0]) == 'y');
     std::this_thread::sleep_for(50ms);
     LeaseResult held = c.try_lease("ns:k", 60s);
     CHECK(held.state == LeaseState::held_by_other);
     CHECK(held.holder_pid == 1);
-    const ProcessInfo* p = process_with_pid(c.inspect().processes, 1);
-    REQUIRE(p != nullptr);
+    std::optional<ProcessInfo> p = process_with_pid(c.inspect().processes, 1);
+    REQUIRE(p.has_value());
     CHECK(p->alive);
     REQUIRE(::kill(inner, SIGKILL) == 0);
     auto [state, took] = take_over(c, "ns:k", 1000ms);
     MESSAGE("taken over " << took.count() << " ms after SIGKILL of pid 1 of another namespace");
     CHECK(state == LeaseState::taken_over);
     p = process_with_pid(c.inspect().processes, 1);
-    CHECK((p == nullptr || !p->alive));
+    CHECK((!p || !p->alive));
     auto st = testing::wait_for(outer, 10s);
     CHECK(st.exited);
     CHECK(st.code == 0);
-    ::close(ready[0]);
-    ::close(ready[1]);
+    for (int fd : {ready[0], ready[1], pid_pipe[0], pid_pipe[1]}) ::close(fd);
   }
 }
