@@ -31,6 +31,19 @@ void corrupt_header(const std::string& name) {
   ::close(fd);
 }
 
+// Sends `n` requests for one key; returns how many of them ran the handler (each must answer
+// with the handler's value).
+int computed_directly(Pipeline& p, int n) {
+  int computes = 0;
+  for (int i = 0; i < n; ++i) {
+    CHECK(p.process_request("report", {{"id", "1"}}, [&] {
+      ++computes;
+      return std::string("direct");
+    }) == "direct");
+  }
+  return computes;
+}
+
 }  // namespace
 
 TEST_SUITE("pipeline_fallback") {
@@ -44,14 +57,7 @@ TEST_CASE("corrupt_segment_falls_back_to_the_handler") {
   std::optional<Pipeline> p;
   REQUIRE_NOTHROW(p.emplace(small_config(name)));
   CHECK_FALSE(p->cache_available());
-  int computes = 0;
-  for (int i = 0; i < 3; ++i) {
-    CHECK(p->process_request("report", {{"id", "1"}}, [&] {
-      ++computes;
-      return std::string("direct");
-    }) == "direct");
-  }
-  CHECK(computes == 3);
+  CHECK(computed_directly(*p, 3) == 3);
   CHECK(local(*p, FallbackCause::segment_unavailable) == 3);
   CHECK_FALSE(p->stats().cache_available);
   CHECK(p->invalidate("report:*") == 0);
@@ -77,14 +83,7 @@ TEST_CASE("segment_squatted_by_another_user_is_refused_and_the_pipeline_falls_ba
   std::optional<Pipeline> p;
   REQUIRE_NOTHROW(p.emplace(small_config(name)));
   CHECK_FALSE(p->cache_available());
-  int computes = 0;
-  for (int i = 0; i < 3; ++i) {
-    CHECK(p->process_request("report", {{"id", "1"}}, [&] {
-      ++computes;
-      return std::string("direct");
-    }) == "direct");
-  }
-  CHECK(computes == 3);
+  CHECK(computed_directly(*p, 3) == 3);
   CHECK(local(*p, FallbackCause::segment_untrusted) == 3);
   CHECK(local(*p, FallbackCause::segment_unavailable) == 0);
   PipelineConfig trusting = small_config(name);
