@@ -13,6 +13,8 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <set>
 #include <optional>
 #include <string>
 #include <atomic>
@@ -289,6 +291,31 @@ char read_byte(int fd) {
 }
 
 // A copy: callers pass c.inspect().processes, a temporary gone after the call.
+// The ids of this process's threads.
+std::set<std::string> task_ids() {
+  std::set<std::string> out;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/task")) out.insert(e.path().filename().string());
+  return out;
+}
+
+// A numeric field of /proc/self/status ("Threads:", "VmRSS:" in KiB); -1 when absent.
+long status_field(std::string_view field) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(field, 0) == 0) return std::stol(line.substr(field.size()));
+  return -1;
+}
+
+// The blocked-signal mask of thread `tid` of this process (bit sig-1 set = sig blocked).
+std::uint64_t blocked_signals(const std::string& tid) {
+  std::ifstream in("/proc/self/task/" + tid + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("SigBlk:", 0) == 0) return std::stoull(line.substr(7), nullptr, 16);
+  return 0;
+}
+
 std::optional<ProcessInfo> process_with_pid(const std::vector<ProcessInfo>& ps, std::int64_t pid) {
   for (const auto& p : ps)
     if (p.pid == pid) return p;
@@ -413,5 +440,60 @@ TEST_SUITE("trust") {
     CHECK(st.exited);
     CHECK(st.code == 0);
     for (int fd : {ready[0], ready[1], pid_pipe[0], pid_pipe[1]}) ::close(fd);
+  }
+
+  // Each held life mutex has a holder thread of its own (lock/life.hpp): one per attached
+  // segment, gone when it detaches, with every catchable signal blocked.
+  TEST_CASE("each_attached_segment_has_one_holder_thread_with_signals_blocked_gone_at_detach") {
+    testing::SegmentGuard ga(testing::unique_name("holders"));
+    testing::SegmentGuard gb(testing::unique_name("holders"));
+    Cache::create(testing::small_options(ga.name()));
+    Cache::create(testing::small_options(gb.name()));
+    const std::set<std::string> before = task_ids();
+    std::set<std::string> added;
+    {
+      Cache a = Cache::open(ga.name());
+      Cache b = Cache::open(gb.name());
+      CHECK(task_ids() == before);  // opening alone claims no slot
+      std::string v;
+      a.get("k", v);
+      b.get("k", v);  // counted: each claims a slot, so each life mutex gets its holder
+      for (const std::string& t : task_ids())
+        if (!before.count(t)) added.insert(t);
+      CHECK(added.size() == 2);
+      for (const std::string& t : added) {
+        std::uint64_t blocked = blocked_signals(t);
+        for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD, SIGPIPE, SIGALRM})
+          CHECK_MESSAGE((blocked >> (sig - 1) & 1) == 1, "signal " << sig << " not blocked in holder " << t);
+      }
+      auto mine = process_with_pid(a.inspect().processes, ::getpid());
+      REQUIRE(mine.has_value());
+      CHECK(mine->alive);
+    }
+    CHECK(task_ids() == before);  // both holders joined at detach
+  }
+
+  // No leak per attach/detach cycle: each creates a holder and joins it.
+  TEST_CASE("thousands_of_attach_detach_cycles_leave_no_thread_and_no_memory_behind") {
+    testing::SegmentGuard g(testing::unique_name("cycles"));
+    Cache::create(testing::small_options(g.name()));
+    auto cycle = [&] {
+      Cache c = Cache::open(g.name());
+      std::string v;
+      c.get("k", v);  // claims a slot: a holder starts; the destructor joins it
+    };
+    for (int i = 0; i < 200; ++i) cycle();  // warm: allocator arenas, the stack cache
+    const long threads = status_field("Threads:");
+    const long rss_kib = status_field("VmRSS:");
+    constexpr int kCycles = 5000;
+    for (int i = 0; i < kCycles; ++i) cycle();
+    const long threads_after = status_field("Threads:");
+    const long rss_after_kib = status_field("VmRSS:");
+    MESSAGE(kCycles << " cycles: threads " << threads << " -> " << threads_after << ", VmRSS " << rss_kib
+                    << " -> " << rss_after_kib << " KiB");
+    CHECK(threads > 0);
+    CHECK(threads_after == threads);
+    CHECK(rss_after_kib - rss_kib < 1024);  // a leaked 64 KiB stack per cycle would be 300 MiB
+    CHECK(Cache::open(g.name()).inspect().processes.empty());  // every slot was released
   }
 }

@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <csignal>
@@ -121,12 +122,10 @@ TEST_SUITE("reliability") {
   // the new end of file gets SIGBUS from the kernel. This test pins both facts.
   TEST_CASE("segment_truncated_while_attached_new_opens_refuse_it_attached_readers_get_sigbus") {
     testing::SegmentGuard g(testing::unique_name("rel-trunc"));
-    // Filled, then detached: this process must not be attached when the pages are truncated
-    // away and zero-filled again. Its slot's life mutex lives in the segment, and glibc keeps
-    // the keeper thread's robust list THROUGH that mutex: a zeroed mutex cannot be unlinked
-    // from the list, and the keeper's next robust lock writes through the stale link
-    // (SIGSEGV). The attached process under test here is the reader.
-    const auto size = filled(g.name()).inspect().segment_bytes;
+    // This process stays attached through the damage too (its life mutex is zeroed by the
+    // truncation and re-extension below; the following cases must not notice).
+    Cache c = filled(g.name());
+    const auto size = c.inspect().segment_bytes;
     int pipe_fds[2], opened[2];
     REQUIRE(::pipe(pipe_fds) == 0);
     REQUIRE(::pipe(opened) == 0);
@@ -151,6 +150,9 @@ TEST_SUITE("reliability") {
     std::string e = error_of([&] { Cache::open(g.name()); });
     CHECK(contains(e, g.name()));
     CHECK(contains(e, "truncated or resized"));
+    // Give the pages back (zero-filled) before this process detaches, or its own slot release
+    // would take the SIGBUS.
+    REQUIRE(::truncate(Cache::path_of(g.name()).c_str(), static_cast<off_t>(size)) == 0);
     for (int fd : {pipe_fds[0], pipe_fds[1], opened[0], opened[1]}) ::close(fd);
   }
 
@@ -159,9 +161,8 @@ TEST_SUITE("reliability") {
   // reports the damage, and a new open refuses the object (bad magic).
   TEST_CASE("segment_zeroed_while_attached_reads_miss_verify_reports_new_opens_refuse") {
     testing::SegmentGuard g(testing::unique_name("rel-zero"));
-    // Detached before the damage, as in the truncation case above (the child is the
-    // attached process under test).
-    const auto size = filled(g.name()).inspect().segment_bytes;
+    Cache c = filled(g.name());  // attached through the damage, as in the case above
+    const auto size = c.inspect().segment_bytes;
     auto st = in_child([&] {
       Cache r = Cache::open(g.name());
       std::string v;
@@ -179,6 +180,67 @@ TEST_SUITE("reliability") {
     std::string e = error_of([&] { Cache::open(g.name()); });
     CHECK(contains(e, g.name()));
     CHECK(contains(e, "bad magic"));
+  }
+
+  // A process that stays attached while its segment is overwritten with zeros (or truncated
+  // to nothing and re-extended) holds a life mutex that is now zeros: glibc can no longer
+  // unlink it from the robust list of the thread that holds it. Each life mutex has a thread
+  // of its own (lock/life.hpp), so that stale link dies with its thread and no later robust
+  // lock of the process (another segment's life mutex, a stripe lock of a lease) follows it.
+  // In a child: a crash is a failed assertion here, not a dead test binary.
+  TEST_CASE("process_attached_while_its_segment_is_zeroed_keeps_using_other_segments") {
+    enum class Damage { zero_fill, truncate_and_extend };
+    for (Damage damage : {Damage::zero_fill, Damage::truncate_and_extend}) {
+      CAPTURE(static_cast<int>(damage));
+      testing::SegmentGuard victim(testing::unique_name("rel-victim"));
+      testing::SegmentGuard other_a(testing::unique_name("rel-other"));
+      testing::SegmentGuard other_b(testing::unique_name("rel-other"));
+      const auto size = filled(victim.name()).inspect().segment_bytes;
+      // Larger than the victim: no later mapping of them reuses its address range, so a
+      // write through a stale link into it faults instead of landing in their slots.
+      filled(other_a.name(), 8u << 20, 10);
+      filled(other_b.name(), 8u << 20, 10);
+      const std::string victim_path = Cache::path_of(victim.name());
+      auto st = in_child([&] {
+        {
+          Cache r = Cache::open(victim.name());
+          std::string v;
+          if (!r.get("t1:5", v)) return 2;  // attached: its slot's life mutex is held
+          if (damage == Damage::zero_fill) {
+            int fd = ::open(victim_path.c_str(), O_WRONLY);
+            if (fd < 0) return 3;
+            std::string zeros(1u << 16, '\0');
+            for (std::size_t off = 0; off < size; off += zeros.size())
+              if (::pwrite(fd, zeros.data(), std::min(zeros.size(), size - off), static_cast<off_t>(off)) < 0)
+                return 3;
+            ::close(fd);
+          } else {
+            if (::truncate(victim_path.c_str(), 0) != 0) return 3;
+            if (::truncate(victim_path.c_str(), static_cast<off_t>(size)) != 0) return 3;
+          }
+          if (r.get("t1:5", v)) return 4;  // the damage is visible to this process
+        }  // detached: its slot's life mutex (zeros now) is let go, the segment unmapped
+        // Every open claims a slot (a life mutex locked), every lease locks a stripe mutex.
+        for (int i = 0; i < 300; ++i) {
+          Cache c = Cache::open(i % 2 ? other_a.name() : other_b.name());
+          std::string k = "t1:" + std::to_string(i % 10);
+          std::string v;
+          if (!c.get(k, v) || !testing::check_value(k, v)) return 5;
+          std::string lk = "lease:" + std::to_string(i);
+          auto l = c.try_lease(lk, 1s);
+          if (l.state != pipecache::LeaseState::acquired) return 6;
+          if (!c.publish(lk, "v", 0ms, 0, l.token)) return 7;
+          if (!c.erase(lk)) return 8;
+        }
+        return 0;
+      });
+      CHECK(st.exited);
+      CHECK(st.code == 0);
+      CHECK_MESSAGE(!st.signaled, "the child died of signal " << st.signal);
+      // The other segments are intact, and so is their slot registry.
+      CHECK(Cache::open(other_a.name()).verify().ok());
+      CHECK(Cache::open(other_b.name()).verify().ok());
+    }
   }
 
   // ---- permissions --------------------------------------------------------------------------

@@ -1,15 +1,17 @@
 #include "lock/life.hpp"
 
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <condition_variable>
-#include <deque>
+#include <memory>
 #include <mutex>
-#include <thread>
+#include <new>
+#include <vector>
 
 #include "lock/robust_mutex.hpp"
 
@@ -17,120 +19,135 @@ namespace pipecache::detail {
 
 namespace {
 
+// A holder waits this long for a mutex held by somebody else (a checker holds it for an
+// instant; a live claimer of a reclaimed slot cannot exist, claim_slot tests that first).
 constexpr std::uint64_t kLifeLockTimeoutNs = 2'000'000'000;
-// A caller waits this long for the keeper (which itself waits at most kLifeLockTimeoutNs).
-constexpr auto kKeeperAnswer = std::chrono::seconds(5);
+// A holder's stack: it runs lock_robust, one condition-variable wait and unlock_robust (a
+// few hundred bytes); 64 KiB leaves room for sanitizer builds' larger frames.
+constexpr std::size_t kHolderStackBytes = 64 * 1024;
 
-// The keeper of one process (life.hpp). Heap-allocated and never freed: after fork() the
-// child abandons its parent's keeper (its thread did not survive, its mutex may have been
-// held at the fork) and makes its own; `pid` tells which process a keeper serves.
-class Keeper {
- public:
-  explicit Keeper(pid_t pid) : pid_(pid) {}
-  pid_t pid() const noexcept { return pid_; }
-
-  // Starts the thread. False if it could not be started (no thread: no slot is used).
-  bool start() noexcept {
-    try {
-      std::thread([this] { run(); }).detach();
-      return true;
-    } catch (...) {
-      return false;
-    }
-  }
-
-  // Runs `lock` (or unlock) of m on the keeper thread; the outcome when it answered in time.
-  bool ask(RobustMutex& m, bool lock) noexcept {
-    try {
-      Request r{&m, lock};
-      std::unique_lock g(mu_);
-      queue_.push_back(&r);
-      wake_.notify_one();
-      if (!answered_.wait_for(g, kKeeperAnswer, [&] { return r.done; })) {
-        // Not answered: withdraw the request (it lives on this stack) if still queued; if the
-        // keeper is running it, wait for it (bounded by its own lock timeout).
-        for (auto it = queue_.begin(); it != queue_.end(); ++it)
-          if (*it == &r) {
-            queue_.erase(it);
-            return false;
-          }
-        answered_.wait(g, [&] { return r.done; });
-      }
-      return r.ok;
-    } catch (...) {
-      return false;
-    }
-  }
-
- private:
-  struct Request {
-    RobustMutex* m;
-    bool lock;
-    bool done = false;
-    bool ok = false;
-  };
-
-  void run() noexcept {
-    // Signals are for the host's own threads (a prefork master's sigwait, a worker's SIGTERM
-    // thread): none is ever delivered here.
-    sigset_t all;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, nullptr);
-    std::unique_lock g(mu_);
-    for (;;) {
-      wake_.wait(g, [&] { return !queue_.empty(); });
-      Request* r = queue_.front();
-      queue_.pop_front();
-      g.unlock();
-      bool ok = true;
-      if (r->lock) {
-        LockResult l = lock_robust(*r->m, kLifeLockTimeoutNs);
-        // The previous holder died and nobody looked since: nothing to repair, it guards no data.
-        if (l == LockResult::owner_died) mark_consistent(*r->m);
-        ok = l == LockResult::ok || l == LockResult::owner_died;
-      } else {
-        unlock_robust(*r->m);
-      }
-      g.lock();
-      r->ok = ok;
-      r->done = true;
-      answered_.notify_all();
-    }
-  }
-
-  const pid_t pid_;
-  std::mutex mu_;
-  std::condition_variable wake_, answered_;
-  std::deque<Request*> queue_;  // GUARDED_BY(mu_)
+// The thread that holds one life mutex (life.hpp). Owned by the Registry of the process that
+// started it; `state` is GUARDED_BY(mu) and moves locking -> held | failed, held -> dropping.
+struct Holder {
+  enum class State { locking, held, failed, dropping };
+  explicit Holder(RobustMutex& mutex) : m(&mutex) {}
+  RobustMutex* const m;
+  pthread_t thread{};
+  std::mutex mu;
+  std::condition_variable cv;
+  State state = State::locking;
 };
 
-std::atomic<Keeper*> g_keeper{nullptr};
+void* hold(void* arg) noexcept {
+  Holder& h = *static_cast<Holder*>(arg);
+  LockResult l = lock_robust(*h.m, kLifeLockTimeoutNs);
+  // The previous holder died and nobody looked since: nothing to repair, it guards no data.
+  if (l == LockResult::owner_died) mark_consistent(*h.m);
+  const bool ok = l == LockResult::ok || l == LockResult::owner_died;
+  std::unique_lock g(h.mu);
+  h.state = ok ? Holder::State::held : Holder::State::failed;
+  h.cv.notify_all();
+  if (!ok) return nullptr;
+  h.cv.wait(g, [&] { return h.state == Holder::State::dropping; });
+  g.unlock();
+  // The mutex may be zeros by now (segment overwritten): then glibc unlocks it as a plain
+  // mutex and leaves it linked on this thread's robust list, which ends with this thread.
+  unlock_robust(*h.m);
+  return nullptr;
+}
 
-// This process's keeper, started on first use (in a forked child: a new one).
-Keeper* keeper() noexcept {
+// The holders of one process. Heap-allocated and never freed: after fork() the child
+// abandons its parent's registry untouched (its holder threads did not survive, and another
+// parent thread may have held `mu` at the fork); `pid` tells which process it serves.
+struct Registry {
+  explicit Registry(pid_t p) : pid(p) {}
+  const pid_t pid;
+  std::mutex mu;
+  std::vector<std::unique_ptr<Holder>> holders;  // GUARDED_BY(mu); one per held life mutex
+};
+
+std::atomic<Registry*> g_registry{nullptr};
+
+// This process's registry (in a forked child: a new one).
+Registry* registry() noexcept {
   const pid_t me = ::getpid();
-  Keeper* k = g_keeper.load(std::memory_order_acquire);
-  if (k != nullptr && k->pid() == me) return k;
-  Keeper* fresh = new (std::nothrow) Keeper(me);
+  Registry* r = g_registry.load(std::memory_order_acquire);
+  if (r != nullptr && r->pid == me) return r;
+  Registry* fresh = new (std::nothrow) Registry(me);
   if (fresh == nullptr) return nullptr;
-  if (!g_keeper.compare_exchange_strong(k, fresh, std::memory_order_acq_rel)) {
+  if (!g_registry.compare_exchange_strong(r, fresh, std::memory_order_acq_rel)) {
     delete fresh;  // another thread of this process installed one first
-    return k->pid() == me ? k : nullptr;
+    return r->pid == me ? r : nullptr;
   }
-  // Requests queued before the thread runs wait for it; if it cannot start they time out.
-  fresh->start();
   return fresh;
+}
+
+// Starts h's thread with every signal blocked from its first instruction (signals are for the
+// host's own threads: a prefork master's sigwait, a worker's SIGTERM thread) and a small stack.
+bool start(Holder& h) noexcept {
+  pthread_attr_t attr;
+  if (pthread_attr_init(&attr) != 0) return false;
+  const long min_stack = ::sysconf(_SC_THREAD_STACK_MIN);
+  pthread_attr_setstacksize(&attr, std::max<std::size_t>(kHolderStackBytes, min_stack > 0 ? min_stack : 0));
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
+  const int rc = pthread_create(&h.thread, &attr, hold, &h);
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  pthread_attr_destroy(&attr);
+  return rc == 0;
+}
+
+// Tells h's thread to unlock its mutex and end.
+void release(Holder& h) noexcept {
+  std::lock_guard g(h.mu);
+  h.state = Holder::State::dropping;
+  h.cv.notify_all();
 }
 
 }  // namespace
 
 bool hold_life(RobustMutex& m) noexcept {
-  Keeper* k = keeper();
-  return k != nullptr && k->ask(m, true);
+  Registry* r = registry();
+  if (r == nullptr) return false;
+  std::unique_ptr<Holder> h(new (std::nothrow) Holder(m));
+  if (!h) return false;
+  if (!start(*h)) return false;
+  bool held;
+  {
+    std::unique_lock g(h->mu);
+    // Bounded by the holder's own lock timeout.
+    h->cv.wait(g, [&] { return h->state != Holder::State::locking; });
+    held = h->state == Holder::State::held;
+  }
+  if (held) {
+    try {
+      std::lock_guard g(r->mu);
+      r->holders.push_back(nullptr);  // may throw: h is still ours then
+      r->holders.back() = std::move(h);
+      return true;
+    } catch (...) {
+      release(*h);  // no room to remember it: let go at once
+    }
+  }
+  pthread_join(h->thread, nullptr);  // it has returned or is returning
+  return false;
 }
 
 void drop_life(RobustMutex& m) noexcept {
-  if (Keeper* k = keeper()) k->ask(m, false);
+  Registry* r = registry();
+  if (r == nullptr) return;
+  std::unique_ptr<Holder> h;
+  {
+    std::lock_guard g(r->mu);
+    auto it = std::find_if(r->holders.begin(), r->holders.end(), [&](const auto& x) { return x->m == &m; });
+    if (it == r->holders.end()) return;
+    h = std::move(*it);
+    r->holders.erase(it);
+  }
+  release(*h);
+  // Returns once the mutex is unlocked and the thread gone: the caller may unmap next.
+  pthread_join(h->thread, nullptr);
 }
 
 bool slot_holder_alive(ProcessSlot& slot, std::uint64_t epoch) noexcept {

@@ -14,14 +14,26 @@
 //
 // Who holds it. A robust mutex is owned by a THREAD: if the thread that attached exited (a
 // pool thread that happened to open the cache), the kernel would release its life mutexes and
-// the process would look dead. So every life mutex of a process is locked and unlocked by one
-// thread the library starts for the purpose (the keeper: it blocks every signal, sleeps on a
-// condition variable and lives until the process ends). After fork() the child has no keeper
-// (only the forking thread survives); the first hold_life() in the child starts its own.
+// the process would look dead. So each life mutex a process holds has a holder thread of its
+// own, started by hold_life: it locks that one mutex, waits until drop_life tells it to let
+// go, unlocks it and ends (drop_life joins it). Holders block every signal and run on a
+// 64 KiB stack; an attach/detach cycle leaves no thread and no memory behind.
+//
+// Why one thread per mutex. glibc links the robust mutexes a thread holds into a list
+// THROUGH the mutexes (their __list fields, in the segment). A segment overwritten with zeros
+// or truncated and re-extended while attached turns its life mutex into zeros: its unlock
+// then takes the plain-mutex path and leaves it linked. On a thread holding other robust
+// mutexes, the next robust lock or unlock would write through that stale link into memory
+// unmapped since (SIGSEGV of an innocent process). Invariant: a holder's robust list holds
+// its one life mutex and nothing else, so a damaged mutex is linked from no other mutex, and
+// its stale list ends with its thread (the kernel walks a dead thread's robust list with
+// fault-safe accesses and a length limit). After fork() the child has none of the parent's
+// holders (only the forking thread survives) and never touches their registry, whose lock
+// another parent thread may have held at the fork; its first hold_life starts its own.
 //
 // Unmapping a segment while its life mutex is held would leave a pointer into unmapped memory
-// on the keeper's robust list (glibc writes through it on the next robust lock): release_slot
-// therefore drops the life mutex before the segment can be unmapped, in every path.
+// on the holder's robust list: release_slot therefore drops the life mutex (drop_life returns
+// once it is unlocked) before the segment can be unmapped, in every path.
 #pragma once
 
 #include <cstdint>
@@ -30,10 +42,12 @@
 
 namespace pipecache::detail {
 
-// Makes this process the holder of `m` until drop_life (the keeper thread locks it). False
-// when that could not be done within the lock timeout (then the slot is not used).
+// Makes this process the holder of `m` until drop_life (a holder thread of its own locks it).
+// False when that could not be done within the lock timeout or no thread could be started
+// (then the slot is not used).
 bool hold_life(RobustMutex& m) noexcept;
-// Gives `m` up (the keeper thread unlocks it). Only for a mutex this process holds.
+// Gives `m` up: its holder unlocks it and ends before this returns. Only for a mutex this
+// process holds.
 void drop_life(RobustMutex& m) noexcept;
 
 // The process that claimed `slot` in incarnation `epoch` is alive and still attached.

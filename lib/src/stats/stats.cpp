@@ -91,7 +91,7 @@ bool lock_registry(Segment& seg) {
 
 // A slot is free when nobody claimed it, or when its claimer is gone: its life mutex is not
 // held (lock/life.hpp), whatever its pid says (reused, or of another PID namespace). The
-// claimer's own slots are held by its keeper, so they are never taken for free.
+// claimer's own slots are held by its holder threads, so they are never taken for free.
 unsigned claim_slot(Segment& seg) {
   if (!lock_registry(seg)) return kOverflowSlot;
   ProcessSlot* slots = seg.slots();
