@@ -110,6 +110,7 @@ Cache::Cache(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 detail::RemoteBlock& detail::remote_block(const Cache& cache) noexcept {
   return cache.impl_->seg->header().remote;
 }
+const detail::Segment& detail::segment_of(const Cache& cache) noexcept { return *cache.impl_->seg; }
 Cache::Cache(Cache&&) noexcept = default;
 Cache& Cache::operator=(Cache&&) noexcept = default;
 Cache::~Cache() = default;

@@ -139,7 +139,8 @@ class Pipeline:
     def stats(self) -> dict[str, Any]:
         """segment_name, cache_available, types (per request type: requests, hits, misses,
         stale_served, computes, dedup_waits, ..., hit_ratio), store (Cache.stats() or None),
-        local_fallbacks (this process, by cause)."""
+        local_fallbacks (this process, by cause), segment_reopened (this process: times the
+        segment's name was found removed or re-created and reopened)."""
     def cached(self, request_type: str, *, ignore: tuple[str, ...] = ...
                ) -> Callable[[Callable[..., T]], Callable[..., T]]:
         """Decorator: the function's calls go through process_request(request_type, params

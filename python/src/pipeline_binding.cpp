@@ -247,6 +247,7 @@ py::dict pipeline_stats_dict(const PipelineStats& s) {
         s.local_fallbacks[i];
   }
   d["local_fallbacks"] = fallbacks;
+  d["segment_reopened"] = s.segment_reopened;
   return d;
 }
 

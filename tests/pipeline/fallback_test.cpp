@@ -5,6 +5,8 @@
 #include <doctest/doctest.h>
 
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <stdexcept>
@@ -44,9 +46,121 @@ int computed_directly(Pipeline& p, int n) {
   return computes;
 }
 
+// What a forked worker reports through shared memory.
+struct WorkerBoard {
+  std::atomic<bool> stop{false};
+  std::atomic<long> served{0};
+  std::atomic<long> wrong{0};       // answers that were not the handler's value
+  std::atomic<long> exceptions{0};  // requests that threw
+  std::atomic<long> fallbacks{0};   // the worker's local fallback total at the end
+  std::atomic<long> reopened{-1};   // its stats' segment_reopened at the end
+};
+
+// A prefork worker: one Pipeline answering "item" requests for 50 ids until told to stop.
+int serve_items(const std::string& name, WorkerBoard& b) {
+  Pipeline p(small_config(name));
+  for (long i = 0; !b.stop.load(); ++i) {
+    const std::string id = std::to_string(i % 50);
+    try {
+      const std::string v = p.process_request("item", {{"id", id}}, [&] { return "item-" + id; });
+      if (v != "item-" + id) b.wrong.fetch_add(1);
+    } catch (...) {
+      b.exceptions.fetch_add(1);
+    }
+    b.served.fetch_add(1);
+    std::this_thread::sleep_for(1ms);
+  }
+  const PipelineStats st = p.stats();
+  b.fallbacks.store(static_cast<long>(st.local_fallback_total()));
+  b.reopened.store(static_cast<long>(st.segment_reopened));
+  return 0;
+}
+
+// Kills and reaps the worker when a check fails before it was stopped.
+struct ReapOnExit {
+  pid_t pid;
+  ~ReapOnExit() {
+    if (pid > 0) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+  }
+};
+
+std::size_t item_keys(const std::string& name) {
+  try {
+    return Cache::open(name).keys("item:*").size();
+  } catch (const Error&) {
+    return 0;  // not there (yet)
+  }
+}
+
 }  // namespace
 
 TEST_SUITE("pipeline_fallback") {
+
+// `pipectl destroy` and a new segment under the same name: the worker reopens the name
+// (checked about once a second) and its puts reach the new segment, no request failing.
+TEST_CASE("worker_reopens_a_segment_destroyed_and_created_again_within_2s") {
+  const std::string name = testing::unique_name("pl-recreate");
+  testing::SegmentGuard guard(name);
+  auto* board = shared_block<WorkerBoard>();
+  ReapOnExit worker{testing::spawn([&] { return serve_items(name, *board); })};
+  REQUIRE(eventually([&] { return board->served.load() >= 100; }, 10s));
+  REQUIRE(item_keys(name) > 0);
+  REQUIRE(Cache::remove(name));
+  Options o = testing::small_options(name, 4u << 20);
+  o.default_ttl = small_config(name).cache_ttl;  // as the worker's: no drift to report
+  Cache fresh = Cache::create(o);
+  const auto t0 = std::chrono::steady_clock::now();
+  CHECK(fresh.keys("item:*").empty());
+  const bool reached = eventually([&] { return !fresh.keys("item:*").empty(); }, 5s);
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+  MESSAGE("the worker's first put reached the new segment " << took.count() << " ms after it was created");
+  CHECK(reached);
+  CHECK(took < 2000ms);
+  const long served_then = board->served.load();
+  REQUIRE(eventually([&] { return board->served.load() >= served_then + 100; }, 10s));
+  CHECK(fresh.keys("item:*").size() == 50);  // every id is cached in the new one
+  board->stop.store(true);
+  const auto st = testing::wait_for(worker.pid, 10s);
+  worker.pid = 0;
+  CHECK(st.exited);
+  CHECK(st.code == 0);
+  CHECK(board->wrong.load() == 0);
+  CHECK(board->exceptions.load() == 0);
+  CHECK(board->fallbacks.load() == 0);
+  CHECK(board->reopened.load() == 1);
+  free_block(board);
+}
+
+// Removed and not created again: the Pipeline creates it again, as at start-up.
+TEST_CASE("a_removed_segment_is_created_again_by_the_pipeline") {
+  const std::string name = testing::unique_name("pl-removed");
+  testing::SegmentGuard guard(name);
+  Pipeline p(small_config(name));
+  CHECK(p.process_request("item", {{"id", "1"}}, [] { return std::string("one"); }) == "one");
+  REQUIRE(Cache::remove(name));
+  REQUIRE_FALSE(Cache::exists(name));
+  int computes = 0;
+  const bool recreated = eventually(
+      [&] {
+        CHECK(p.process_request("item", {{"id", "1"}}, [&] {
+          ++computes;
+          return std::string("one");
+        }) == "one");
+        return Cache::exists(name);
+      },
+      3s);
+  CHECK(recreated);
+  CHECK(p.stats().segment_reopened == 1);
+  CHECK(computes <= 1);  // served from the old mapping until the reopen, then computed once
+  CHECK(p.process_request("item", {{"id", "1"}}, [] { return std::string("other"); }) == "one");
+  CHECK(item_keys(name) == 1);
+  CHECK(p.stats().local_fallback_total() == 0);
+  CHECK(p.cache()->inspect().processes.size() == 1);  // attached to the new one
+}
+
 
 TEST_CASE("corrupt_segment_falls_back_to_the_handler") {
   const std::string name = testing::unique_name("pl-corrupt");

@@ -1,5 +1,6 @@
 """pipecache.Pipeline in one process: hits keep the handler's type, policies, invalidation,
 warming, the decorator, configuration and exception propagation."""
+import time
 import traceback
 
 import pytest
@@ -172,6 +173,19 @@ def test_stats(pipeline):
     assert t["hit_ratio"] == pytest.approx(0.5)
     assert s["store"]["entries"] >= 1
     assert set(s["local_fallbacks"]) >= {"caching_disabled", "segment_unavailable"}
+    assert s["segment_reopened"] == 0
+
+
+def test_a_removed_segment_is_created_again_and_counted(pipeline):
+    name = pipeline.config["segment_name"]
+    assert pipeline.process_request("t", {}, Counter("v")) == "v"
+    assert pipecache.Cache.remove(name)
+    deadline = time.monotonic() + 3
+    while not pipecache.Cache.exists(name) and time.monotonic() < deadline:
+        pipeline.process_request("t", {}, Counter("v"))  # about once a second, one checks
+        time.sleep(0.01)
+    assert pipecache.Cache.exists(name)
+    assert pipeline.stats()["segment_reopened"] == 1
 
 
 def test_config_keywords(segment_name):

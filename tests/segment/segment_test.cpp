@@ -10,6 +10,7 @@
 
 #include "segment/layout.hpp"
 #include "segment/segment.hpp"
+#include "segment/watch.hpp"
 #include "store/table.hpp"
 #include "support/process.hpp"
 
@@ -205,5 +206,24 @@ TEST_SUITE("segment") {
     CHECK(kind_of([&] { Cache::open(g.name()); }) == ErrorKind::incompatible);
     REQUIRE(::truncate(Cache::path_of(g.name()).c_str(), 16) == 0);
     CHECK(kind_of([&] { Cache::open(g.name()); }) == ErrorKind::corrupt);
+  }
+
+  // The relay and each Pipeline reopen a name that names another object, or none.
+  TEST_CASE("segment_watch_tells_same_removed_and_recreated_apart") {
+    testing::SegmentGuard g(testing::unique_name("watch"));
+    detail::SegmentWatch watch(g.name());
+    CHECK(watch.check() == detail::SegmentWatch::Change::removed);  // nothing there yet
+    Cache first = Cache::create(testing::small_options(g.name()));
+    CHECK(watch.check() == detail::SegmentWatch::Change::recreated);  // not adopted yet
+    watch.adopt(detail::segment_of(first).identity());
+    CHECK(watch.check() == detail::SegmentWatch::Change::same);
+    CHECK(watch.check() == detail::SegmentWatch::Change::same);
+    REQUIRE(Cache::remove(g.name()));
+    CHECK(watch.check() == detail::SegmentWatch::Change::removed);
+    Cache second = Cache::create(testing::small_options(g.name()));
+    CHECK(watch.check() == detail::SegmentWatch::Change::recreated);
+    watch.adopt(detail::segment_of(Cache::open(g.name())).identity());  // the same object as second
+    CHECK(watch.check() == detail::SegmentWatch::Change::same);
+    CHECK(std::string(detail::SegmentWatch::describe(detail::SegmentWatch::Change::recreated)) == "recreated");
   }
 }

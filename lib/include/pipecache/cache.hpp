@@ -34,6 +34,8 @@ class Cache;
 namespace detail {
 struct RemoteBlock;  // internal: the many-hosts figures in the segment header
 RemoteBlock& remote_block(const Cache& cache) noexcept;
+class Segment;  // internal: the mapping
+const Segment& segment_of(const Cache& cache) noexcept;
 }  // namespace detail
 
 // What went wrong, for callers that act on it (pipectl maps it to exit codes).
@@ -394,6 +396,7 @@ class PIPECACHE_API Cache {
   explicit Cache(std::unique_ptr<Impl> impl);
   // The many-hosts figures (lib/src/remote) live in the segment header.
   friend detail::RemoteBlock& detail::remote_block(const Cache& cache) noexcept;
+  friend const detail::Segment& detail::segment_of(const Cache& cache) noexcept;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -240,6 +240,10 @@ struct PIPECACHE_API PipelineStats {
   std::optional<Stats> store;           // the store's own figures, when available
   // This process only, by cause (the segment's per-type `fallbacks` sum all processes).
   std::array<std::uint64_t, kFallbackCauses> local_fallbacks{};
+  // This process: times the segment's name was found removed, or naming another object (a
+  // segment destroyed and created again), and the Pipeline reopened it (about once a second
+  // it checks; a removed name is created again, as at start-up).
+  std::uint64_t segment_reopened = 0;
   std::uint64_t local_fallback_total() const noexcept;
   const RequestTypeStats* type(std::string_view request_type) const noexcept;
 };

@@ -2,8 +2,9 @@
 // stats together.
 //
 // Locking (never held while a handler runs, never nested):
-//   open_mu   guards cache_owner and the (re)open attempt; `cache` publishes the opened
-//             Cache with release/acquire and is never reset, so readers need no lock.
+//   open_mu   guards `opened`, `watch` and every (re)open attempt; `current` publishes the
+//             Attached in use with release/acquire. An Attached, once published, lives as long
+//             as the Pipeline (retired or not), so readers need no lock and no reference count.
 //   rules_mu  guards rules.
 //   PolicyTable and BatchLanes have their own locks (policy.hpp, batching.hpp).
 //
@@ -20,6 +21,9 @@
 #include "pipeline/invalidation.hpp"
 #include "pipeline/policy.hpp"
 #include "remote/pipeline_remote.hpp"
+#include "segment/segment.hpp"
+#include "segment/watch.hpp"
+#include "util/clock.hpp"
 
 #include <fmt/format.h>
 
@@ -38,6 +42,9 @@ namespace {
 // While the segment cannot be opened, one request in this interval tries again (a segment
 // created later, or room freed in /dev/shm, is picked up without a restart).
 constexpr std::int64_t kReopenIntervalNs = 2'000'000'000;
+// How often a request checks that the segment name still names the object in use (a stat(2)
+// under open_mu, by one request; the others compare one coarse clock read with next_watch_ns).
+constexpr std::int64_t kWatchIntervalNs = 1'000'000'000;
 
 LatencySummary summarize(const Histogram& h) {
   LatencySummary s;
@@ -79,9 +86,23 @@ struct PIPECACHE_LOCAL Pipeline::Impl {
   detail::PolicyTable policies;
   detail::FallbackLog fallbacks;
 
+  // One open of the segment. `generation` counts the opens of this Pipeline (1, 2, ...): the
+  // namespace ids cached in TypeState are of one generation's segment.
+  struct Attached {
+    std::unique_ptr<Cache> cache;
+    std::uint32_t generation = 0;
+  };
+
   std::mutex open_mu;
-  std::unique_ptr<Cache> cache_owner;  // GUARDED_BY(open_mu); never reset once set
-  std::atomic<Cache*> cache{nullptr};  // published once, release/acquire
+  // GUARDED_BY(open_mu). Never shrinks: a segment destroyed and created again is reopened,
+  // and the Attached of the old one is kept (requests in flight, batchers, the publisher's
+  // queue and cache() callers may still use its Cache), mapping the unlinked object until the
+  // Pipeline ends. The last one is `current`.
+  std::vector<std::unique_ptr<Attached>> opened;
+  std::atomic<Attached*> current{nullptr};  // release/acquire
+  detail::SegmentWatch watch{config.segment_name};  // GUARDED_BY(open_mu)
+  std::atomic<std::int64_t> next_watch_ns{0};      // coarse clock
+  std::atomic<std::uint64_t> segment_reopened{0};
   std::atomic<std::int64_t> next_open_ns{0};
   // Why the last open failed: what note_unavailable() counts.
   std::atomic<FallbackCause> open_failure{FallbackCause::segment_unavailable};
@@ -112,27 +133,50 @@ struct PIPECACHE_LOCAL Pipeline::Impl {
     return o;
   }
 
-  // The open cache, or nullptr while falling back (then retries when due).
-  Cache* acquire_cache() noexcept {
-    if (Cache* c = cache.load(std::memory_order_acquire)) return c;
+  // The segment in use, or nullptr while falling back (then retries when due). About once a
+  // second, one request checks that the name still names it (open_mu, try-locked).
+  Attached* acquire() noexcept {
+    if (Attached* a = current.load(std::memory_order_acquire)) [[likely]] {
+      if (detail::monotonic_coarse_ns() < next_watch_ns.load(std::memory_order_relaxed)) [[likely]] return a;
+      return watch_segment(a);
+    }
     if (!config.enable_response_caching) return nullptr;
     const std::int64_t now = monotonic_ns();
     if (now < next_open_ns.load(std::memory_order_relaxed)) return nullptr;
     std::unique_lock lock(open_mu, std::try_to_lock);
     if (!lock.owns_lock()) return nullptr;  // another thread is trying right now
-    if (Cache* c = cache.load(std::memory_order_acquire)) return c;
+    if (Attached* a = current.load(std::memory_order_acquire)) return a;
     next_open_ns.store(now + kReopenIntervalNs, std::memory_order_relaxed);
+    return open_segment();
+  }
+  Cache* acquire_cache() noexcept {
+    Attached* a = acquire();
+    return a != nullptr ? a->cache.get() : nullptr;
+  }
+  Cache* cache_in_use() const noexcept {
+    Attached* a = current.load(std::memory_order_acquire);
+    return a != nullptr ? a->cache.get() : nullptr;
+  }
+
+  // Opens (or creates) the segment and publishes it as `current`; nullptr when that failed
+  // (counted by cause, logged once). Caller holds open_mu.
+  Attached* open_segment() noexcept {
     try {
-      cache_owner = std::make_unique<Cache>(Cache::open_or_create(segment_options()));
-      if (!cache_owner->config_drift().empty()) {
+      auto a = std::make_unique<Attached>();
+      a->cache = std::make_unique<Cache>(Cache::open_or_create(segment_options()));
+      a->generation = static_cast<std::uint32_t>(opened.size() + 1);
+      if (!a->cache->config_drift().empty()) {
         log_once_line(fmt::format("segment '{}' exists with another configuration ({}); using "
                                   "the segment's. To resize, create a segment under a new name "
                                   "and switch the workers to it",
-                                  config.segment_name, cache_owner->config_drift()));
+                                  config.segment_name, a->cache->config_drift()));
       }
-      publish_rules(*cache_owner);
-      cache.store(cache_owner.get(), std::memory_order_release);
-      return cache_owner.get();
+      publish_rules(*a->cache);
+      watch.adopt(detail::segment_of(*a->cache).identity());
+      opened.push_back(std::move(a));
+      next_watch_ns.store(detail::monotonic_coarse_ns() + kWatchIntervalNs, std::memory_order_relaxed);
+      current.store(opened.back().get(), std::memory_order_release);
+      return opened.back().get();
     } catch (const std::exception& e) {
       const auto* err = dynamic_cast<const Error*>(&e);
       const FallbackCause cause = err != nullptr && err->kind() == ErrorKind::permission_denied
@@ -144,15 +188,37 @@ struct PIPECACHE_LOCAL Pipeline::Impl {
     }
   }
 
-  static int resolve_namespace(Cache& c, const detail::TypeState& type) noexcept {
-    int id = type.ns_id.load(std::memory_order_relaxed);
-    if (id != detail::kNamespaceUnresolved) return id;
+  // The watch's tick (segment/watch.hpp): when the name names another object, or none, the
+  // segment is reopened as at start-up (open_or_create: a removed name is created again).
+  // If that fails, the old segment stays in use and the next tick tries again.
+  Attached* watch_segment(Attached* in_use) noexcept {
+    std::unique_lock lock(open_mu, std::try_to_lock);
+    if (!lock.owns_lock()) return in_use;  // another thread is checking right now
+    const std::int64_t now = detail::monotonic_coarse_ns();
+    if (now < next_watch_ns.load(std::memory_order_relaxed)) return current.load(std::memory_order_acquire);
+    next_watch_ns.store(now + kWatchIntervalNs, std::memory_order_relaxed);
+    const detail::SegmentWatch::Change change = watch.check();
+    if (change == detail::SegmentWatch::Change::same) return in_use;
+    Attached* reopened = open_segment();
+    if (reopened == nullptr) return in_use;
+    const std::uint64_t n = segment_reopened.fetch_add(1, std::memory_order_relaxed) + 1;
+    std::fprintf(stderr, "pipecache: segment '%s' was %s; reopened it (%llu time%s in this process)\n",
+                 config.segment_name.c_str(), detail::SegmentWatch::describe(change),
+                 static_cast<unsigned long long>(n), n == 1 ? "" : "s");
+    return reopened;
+  }
+
+  // The type's namespace id in a's segment, resolved once per generation.
+  static int resolve_namespace(const Attached& a, const detail::TypeState& type) noexcept {
+    const std::uint64_t packed = type.ns_id.load(std::memory_order_relaxed);
+    if (packed >> 32 == a.generation) return static_cast<int>(static_cast<std::uint32_t>(packed));
+    int id;
     try {
-      id = c.namespace_id(escape_request_type(type.request_type));
+      id = a.cache->namespace_id(escape_request_type(type.request_type));
     } catch (...) {
       id = -1;
     }
-    type.ns_id.store(id, std::memory_order_relaxed);
+    type.ns_id.store(std::uint64_t{a.generation} << 32 | static_cast<std::uint32_t>(id), std::memory_order_relaxed);
     return id;
   }
 
@@ -347,13 +413,14 @@ Pipeline::~Pipeline() = default;
 std::string Pipeline::process_request(std::string_view request_type, const Params& params,
                                       const Handler& handler) {
   Impl& m = *impl_;
-  Cache* c = m.acquire_cache();
-  if (c == nullptr) {
+  Impl::Attached* a = m.acquire();
+  if (a == nullptr) {
     m.note_unavailable();
     return handler();
   }
+  Cache* const c = a->cache.get();
   const auto type = m.policies.find(request_type);
-  const int ns = Impl::resolve_namespace(*c, *type);
+  const int ns = Impl::resolve_namespace(*a, *type);
   // The segment's runtime switch, else the policy's rollout (one relaxed load: see
   // Namespace::cache_switch).
   const std::uint32_t word = c->type_switch_word(ns);
@@ -391,7 +458,7 @@ void Pipeline::set_policy(std::string request_type, RequestPolicy policy) {
   probe.policies.emplace(request_type, policy);
   probe.validate();
   impl_->policies.set(std::move(request_type), std::move(policy));
-  if (Cache* c = impl_->cache.load(std::memory_order_acquire)) impl_->publish_rules(*c);
+  if (Cache* c = impl_->cache_in_use()) impl_->publish_rules(*c);
 }
 
 RequestPolicy Pipeline::policy(std::string_view request_type) const {
@@ -448,7 +515,7 @@ void Pipeline::set_invalidation_rule(std::string change_type, std::vector<std::s
       impl_->rules.insert_or_assign(change_type, std::move(patterns));
     }
   }
-  if (Cache* c = impl_->cache.load(std::memory_order_acquire)) {
+  if (Cache* c = impl_->cache_in_use()) {
     impl_->publish_rules(*c, removing ? std::string_view(change_type) : std::string_view());
   }
 }
@@ -460,10 +527,11 @@ std::map<std::string, std::vector<std::string>> Pipeline::invalidation_rules() c
 
 void Pipeline::warm(std::string_view request_type, const Params& params, const Handler& handler) {
   Impl& m = *impl_;
-  Cache* c = m.acquire_cache();
-  if (c == nullptr) return;  // nowhere to keep the value: computing it would be wasted
+  Impl::Attached* a = m.acquire();
+  if (a == nullptr) return;  // nowhere to keep the value: computing it would be wasted
+  Cache* const c = a->cache.get();
   const auto type = m.policies.find(request_type);
-  const int ns = Impl::resolve_namespace(*c, *type);
+  const int ns = Impl::resolve_namespace(*a, *type);
   const std::string key = m.key_for(*type, params, c);
   const detail::RequestScope scope = m.scope(*c, ns, *type, key, handler);
   detail::compute_and_store(scope);
@@ -473,10 +541,11 @@ std::size_t Pipeline::warm_ahead(std::string_view request_type, const Params& pa
                                  const BucketHandler& handler,
                                  const std::vector<std::chrono::minutes>& offsets) {
   Impl& m = *impl_;
-  Cache* c = m.acquire_cache();
-  if (c == nullptr) return 0;
+  Impl::Attached* a = m.acquire();
+  if (a == nullptr) return 0;
+  Cache* const c = a->cache.get();
   const auto type = m.policies.find(request_type);
-  const int ns = Impl::resolve_namespace(*c, *type);
+  const int ns = Impl::resolve_namespace(*a, *type);
   const auto bucket = type->key_options.time_bucket;
   const auto sys_now = std::chrono::system_clock::now();
   const bool pinned = params.count(std::string(kDebugTimeParam)) != 0;
@@ -508,7 +577,7 @@ std::size_t Pipeline::warm_ahead(std::string_view request_type, const Params& pa
 
 std::string Pipeline::cache_key(std::string_view request_type, const Params& params) const {
   const auto type = impl_->policies.find(request_type);
-  return impl_->key_for(*type, params, impl_->cache.load(std::memory_order_acquire));
+  return impl_->key_for(*type, params, impl_->cache_in_use());
 }
 
 void Pipeline::register_batch_handler(std::string request_type, BatchHandler handler) {
@@ -540,7 +609,8 @@ PipelineStats Pipeline::stats() const {
   PipelineStats out;
   out.segment_name = impl_->config.segment_name;
   out.local_fallbacks = impl_->fallbacks.counts();
-  Cache* c = impl_->cache.load(std::memory_order_acquire);
+  out.segment_reopened = impl_->segment_reopened.load(std::memory_order_relaxed);
+  Cache* c = impl_->cache_in_use();
   if (c == nullptr) return out;
   try {
     PipelineStats from_segment = pipeline_stats_of(out.segment_name, c->stats());
@@ -556,7 +626,7 @@ PipelineStats Pipeline::stats() const {
 const PipelineConfig& Pipeline::config() const noexcept { return impl_->config; }
 
 bool Pipeline::cache_available() const noexcept {
-  return impl_->cache.load(std::memory_order_acquire) != nullptr;
+  return impl_->cache_in_use() != nullptr;
 }
 
 Cache* Pipeline::cache() noexcept { return impl_->acquire_cache(); }

@@ -23,8 +23,6 @@
 
 namespace pipecache::detail {
 
-inline constexpr int kNamespaceUnresolved = -2;
-
 // Rollout shares are kept in basis points (1/100 of a percent): 10000 = every key.
 inline constexpr std::uint32_t kRolloutAll = 10000;
 // Cache::type_switch_word: this bit set = a runtime switch holding basis points below it.
@@ -43,9 +41,11 @@ struct TypeState {
   KeyOptions key_options;
   std::uint32_t rollout_bp = kRolloutAll;  // policy.rollout_percent in basis points
   BatchProfile batch_options;              // the policy's profile, else the config's options
-  // Namespace id in the open segment; kNamespaceUnresolved until first asked, -1 when the
-  // segment's namespace table is full. Relaxed: any thread resolving it gets the same id.
-  mutable std::atomic<int> ns_id{kNamespaceUnresolved};
+  // Namespace id in the segment of one Pipeline generation (its count of opens, from 1):
+  // generation << 32 | uint32(id), id -1 when the segment's namespace table is full; an id of
+  // another generation (0: none yet) is unresolved. Relaxed: one word, and any thread
+  // resolving it in one generation gets the same id.
+  mutable std::atomic<std::uint64_t> ns_id{0};
 };
 
 // The design's seed policies (DESIGN.md section 4), with their invalidation triggers.

@@ -14,12 +14,11 @@
 //      within one bounded Redis call at worst, at once in the usual state (subscribed, idle).
 //   4. A silent network (no RST, no FIN) is noticed: an idle subscription sends PING every
 //      kPingEvery and counts the connection lost when no reply came within kPongWithin.
-//   5. A segment removed and created again under the same name is noticed (its inode
-//      changes, checked every kSegmentCheck) and reopened; the new one starts empty.
+//   5. A segment removed and created again under the same name is noticed (SegmentWatch,
+//      segment/watch.hpp, checked every kSegmentCheck) and reopened; the new one starts empty.
 #include <pipecache/remote.hpp>
 
 #include <poll.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -31,6 +30,7 @@
 #include "remote/endpoint.hpp"
 #include "remote/figures.hpp"
 #include "remote/redis.hpp"
+#include "segment/segment.hpp"
 
 namespace pipecache {
 namespace {
@@ -113,21 +113,14 @@ class Relay {
     return milliseconds(static_cast<long long>(static_cast<double>(d.count()) * f(rng_)));
   }
 
-  static std::optional<ino_t> inode_of(const std::string& path) {
-    struct stat st;
-    if (::stat(path.c_str(), &st) != 0) return std::nullopt;
-    return st.st_ino;
-  }
-
   // Waits (with back-off, watching stop_fd) until the segment can be opened.
   bool open_segment() {
     milliseconds backoff = o_.initial_backoff;
     std::string last;
     while (!stopped()) {
       try {
-        const auto ino = inode_of(Cache::path_of(o_.segment));
         cache_ = std::make_unique<Cache>(Cache::open(o_.segment));
-        inode_ = ino;
+        watch_.adopt(segment_of(*cache_).identity());
         origin_ = origin_of(*cache_);
         RemoteBlock& r = remote_block(*cache_);
         r.relay_pid.store(::getpid(), kRelaxed);
@@ -146,9 +139,9 @@ class Relay {
 
   // Invariant 5.
   void check_segment() {
-    const auto ino = inode_of(Cache::path_of(o_.segment));
-    if (ino && ino == inode_) return;
-    log(fmt::format("segment '{}' was {}; reopening", o_.segment, ino ? "recreated" : "removed"));
+    const SegmentWatch::Change change = watch_.check();
+    if (change == SegmentWatch::Change::same) return;
+    log(fmt::format("segment '{}' was {}; reopening", o_.segment, SegmentWatch::describe(change)));
     const bool connected = remote_block(*cache_).relay_connected.load(kRelaxed) != 0;
     set_connected(false);
     cache_.reset();
@@ -266,7 +259,7 @@ class Relay {
   RedisEndpoint endpoint_;
   std::mt19937_64 rng_;
   std::unique_ptr<Cache> cache_;
-  std::optional<ino_t> inode_;
+  SegmentWatch watch_{o_.segment};
   std::uint64_t origin_ = 0;
   std::string last_problem_;
   bool malformed_logged_ = false;

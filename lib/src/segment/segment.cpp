@@ -255,6 +255,7 @@ std::unique_ptr<Segment> Segment::create(const Options& options, const FormatSte
   if (::fstat(fd.fd, &st) != 0) fail(options.name, "cannot stat what it created", ErrorKind::system);
   seg->owner_uid_ = st.st_uid;
   seg->mode_ = st.st_mode & 07777;
+  seg->identity_ = {st.st_dev, st.st_ino, true};
   return seg;
 }
 
@@ -327,6 +328,7 @@ std::unique_ptr<Segment> Segment::open(std::string_view name, const Trust& trust
   auto seg = std::unique_ptr<Segment>(new Segment(std::string(name), std::move(region)));
   seg->owner_uid_ = st.st_uid;
   seg->mode_ = st.st_mode & 07777;
+  seg->identity_ = {st.st_dev, st.st_ino, true};
   return seg;
 }
 

@@ -25,6 +25,7 @@
 #include <pipecache/cache.hpp>
 
 #include "segment/layout.hpp"
+#include "segment/watch.hpp"
 
 namespace boost::interprocess {
 class mapped_region;
@@ -72,6 +73,8 @@ class Segment {
   // The object's owner and mode when it was created or opened (fstat of the descriptor).
   std::uint32_t owner_uid() const noexcept { return owner_uid_; }
   unsigned mode() const noexcept { return mode_; }
+  // The object mapped (fstat of the descriptor), for SegmentWatch::adopt.
+  const SegmentWatch::Identity& identity() const noexcept { return identity_; }
   char* base() const noexcept { return base_; }
   std::size_t size() const noexcept { return size_; }
   Header& header() const noexcept { return *reinterpret_cast<Header*>(base_); }
@@ -105,6 +108,7 @@ class Segment {
   std::size_t size_ = 0;
   std::uint32_t owner_uid_ = 0;
   unsigned mode_ = 0;
+  SegmentWatch::Identity identity_;
 };
 
 // Checks a mapped header against this binary's layout and the mapping size; an empty text
