@@ -162,6 +162,72 @@ std::set<std::string> key_set(const nlohmann::json& keys_json) {
 }  // namespace
 
 TEST_SUITE("pipectl_live") {
+  // A live process that keeps a stripe lock (here: a visit() callback that never returns, a
+  // stuck worker) makes clear() give up after the lock timeout and say so: nothing removed,
+  // `pipectl clear` fails naming the problem, and the segment stays usable; once that process
+  // is gone its stripe is repaired and clear() succeeds.
+  TEST_CASE("clear_reports_a_lock_held_by_a_live_process_and_removes_nothing") {
+    std::string name = unique_name("pctl-clear");
+    SegmentGuard guard(name);
+    auto cache = pipecache::Cache::create(testing::small_options(name));
+    for (int i = 0; i < 20; ++i) cache.put("k:" + std::to_string(i), "v" + std::to_string(i));
+    int ready[2];
+    REQUIRE(::pipe(ready) == 0);
+    pid_t holder = testing::spawn([&] {
+      auto c = pipecache::Cache::open(name);
+      c.visit("k:0", [&](std::string_view) {
+        (void)!::write(ready[1], "y", 1);
+        ::pause();  // holds k:0's stripe lock until killed
+      });
+      return 0;
+    });
+    struct KillOnExit {
+      pid_t pid;
+      ~KillOnExit() {
+        if (pid > 0) {
+          ::kill(pid, SIGKILL);
+          ::waitpid(pid, nullptr, 0);
+        }
+      }
+    } reap{holder};
+    char byte = 0;
+    REQUIRE(::read(ready[0], &byte, 1) == 1);
+    REQUIRE(byte == 'y');
+
+    const auto t0 = std::chrono::steady_clock::now();
+    CHECK_FALSE(cache.clear());
+    const auto waited = std::chrono::steady_clock::now() - t0;
+    CHECK(waited >= std::chrono::milliseconds(1500));  // the lock timeout (2 s), not at once
+    CHECK(waited < std::chrono::seconds(10));
+    CHECK(cache.stats().entries == 20);  // nothing was removed
+    CHECK(cache.get("k:7") == std::optional<std::string>("v7"));
+
+    RunResult r = pipectl({"clear", "--name", name});
+    CHECK_MESSAGE(r.exit_code == 3, describe(r));
+    CHECK_MESSAGE(r.err.find("not cleared") != std::string::npos, describe(r));
+    CHECK_MESSAGE(r.err.find("held by a live process") != std::string::npos, describe(r));
+    CHECK_MESSAGE(r.err.find(name) != std::string::npos, describe(r));
+    CHECK(cache.stats().entries == 20);
+
+    // Still usable: other stripes take writes meanwhile (a key of the held stripe may not).
+    int stored = 0;
+    for (int i = 0; i < 20; ++i) stored += cache.put("more:" + std::to_string(i), "m") ? 1 : 0;
+    CHECK(stored >= 1);
+
+    ::kill(holder, SIGKILL);
+    testing::wait_for(holder, std::chrono::seconds(10));
+    reap.pid = 0;
+    CHECK(cache.clear());  // the dead holder's stripe is repaired first
+    CHECK(cache.stats().entries == 0);
+    CHECK(cache.put("after", "x"));
+    CHECK(cache.get("after") == std::optional<std::string>("x"));
+    CHECK(cache.verify().ok());
+    RunResult ok = pipectl({"clear", "--name", name});
+    CHECK_MESSAGE(ok.exit_code == 0, describe(ok));
+    ::close(ready[0]);
+    ::close(ready[1]);
+  }
+
   TEST_CASE("reading_subcommands_succeed_while_writers_hammer_and_stats_add_up") {
     std::string name = unique_name("pctl-live");
     SegmentGuard guard(name);
