@@ -23,6 +23,7 @@
 #include <thread>
 
 #include <doctest/doctest.h>
+#include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
 #include "helpers.hpp"
@@ -390,6 +391,31 @@ TEST_SUITE("pipectl_output") {
     RunResult v = pipectl({"verify", "--name", name, "--json"});
     CHECK(v.exit_code == 0);
     CHECK(nlohmann::json::parse(v.out)["ok"] == true);
+  }
+
+  TEST_CASE("stats_names_entries_left_by_an_o1_invalidation_apart_from_live_ones") {
+    std::string name = unique_name("pctl-stale");
+    SegmentGuard guard(name);
+    auto cache = pipecache::Cache::create(testing::small_options(name));
+    REQUIRE(cache.namespace_id("user") >= 0);  // registered: "user:*" is an O(1) invalidation
+    for (int i = 0; i < 4; ++i) REQUIRE(cache.put(fmt::format("user:{}", i), "v"));
+    REQUIRE(cache.put("page:1", "p"));
+    RunResult before = pipectl({"stats", "--name", name});
+    REQUIRE_MESSAGE(before.exit_code == 0, describe(before));
+    CHECK(before.out.find("invalidated") == std::string::npos);
+
+    cache.invalidate("user:*");
+    RunResult after = pipectl({"stats", "--name", name});
+    REQUIRE_MESSAGE(after.exit_code == 0, describe(after));
+    CHECK_MESSAGE(after.out.find("entries        5  (1 live, 4 invalidated") != std::string::npos, after.out);
+    RunResult keys = pipectl({"keys", "--name", name, "--json"});
+    REQUIRE(keys.exit_code == 0);
+    CHECK(nlohmann::json::parse(keys.out)["count"] == 1);  // what the live figure promises
+
+    cache.purge();  // reclaimed: nothing stale is left to name
+    RunResult purged = pipectl({"stats", "--name", name});
+    REQUIRE(purged.exit_code == 0);
+    CHECK(purged.out.find("invalidated:") == std::string::npos);
   }
 
   TEST_CASE("batch_figures_are_derived_from_the_counters_for_batched_types_only") {

@@ -204,6 +204,46 @@ TEST_SUITE("remote_relay") {
     CHECK(r.exit_code == 2);
   }
 
+  TEST_CASE("pipectl_change_broadcast_applies_the_segments_rule_on_every_host") {
+    RedisServer redis;
+    Host b("cb", redis);
+    REQUIRE(eventually([&] { return b.subscribed(); }));
+    // Host A's workers published their change rules into A's segment (no Redis of their own).
+    testing::SegmentGuard ga(testing::unique_name("cbA"));
+    pipecache::PipelineConfig config;
+    config.segment_name = ga.name();
+    config.cache_memory_limit_mb = 4;
+    pipecache::Pipeline p(config);
+    REQUIRE(p.cache() != nullptr);
+    b.cache.put("settings_page:x", "v");
+    b.cache.put("whats_next_data:y", "v");
+    b.cache.put("events_by_range:z", "v");
+    const pipectl_test::RunOptions with_redis{.input = {}, .env = {"PIPECACHE_REDIS_URL=" + redis.url()}};
+
+    // A rule A does not hold: exit 1, nothing published, B untouched.
+    auto r = pipectl_test::pipectl({"change", "--name", ga.name(), "--broadcast", "no_such_change"}, with_redis);
+    CHECK(r.exit_code == 1);
+    CHECK(r.err.find("no rule for change 'no_such_change'") != std::string::npos);
+    CHECK(b.has("settings_page:x"));
+
+    // settings_change (seeded: settings_*, whats_next_*) reaches B through its relay.
+    r = pipectl_test::pipectl({"change", "--name", ga.name(), "--broadcast", "settings_change"}, with_redis);
+    CHECK_MESSAGE(r.exit_code == 0, r.err);
+    CHECK(r.out == "0\n");  // A itself held none of them
+    CHECK(eventually([&] { return !b.has("settings_page:x") && !b.has("whats_next_data:y"); }));
+    CHECK(b.has("events_by_range:z"));
+
+    // Redis gone: A is invalidated all the same, the exit status and message say B is not.
+    redis.kill_hard();
+    p.cache()->put("settings_page:a", "v");
+    r = pipectl_test::pipectl({"change", "--name", ga.name(), "--broadcast", "--redis", redis.url(),
+                               "settings_change"});
+    CHECK(r.exit_code == 4);
+    CHECK(r.out == "1\n");
+    CHECK(r.err.find("NOT broadcast") != std::string::npos);
+    CHECK_FALSE(p.cache()->get("settings_page:a").has_value());
+  }
+
   TEST_CASE("sync_hook_broadcasts_even_from_a_host_without_a_segment") {
     RedisServer redis;
     Host b("sy", redis);

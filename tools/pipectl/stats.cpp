@@ -6,6 +6,7 @@
 // call), never a global atomic cut: hits + misses can differ from a request count read a
 // microsecond apart. Good enough for monitoring; the tests compare after writers stop.
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <string>
@@ -101,8 +102,14 @@ std::string text_report(const std::string& name, const Stats& s) {
                              s.put_failures));
   line("removals", fmt::format("evictions {}  expirations {}  invalidations {}", s.evictions,
                                s.expirations, s.invalidations));
-  line("entries", s.max_entries == 0 ? fmt::format("{}", s.entries)
-                                     : fmt::format("{} of max {}", s.entries, s.max_entries));
+  // An O(1) invalidation (a whole type or namespace) leaves its entries in place until they
+  // are reclaimed: they hold memory but no lookup can return them, so they are named apart.
+  std::string entries = s.max_entries == 0 ? fmt::format("{}", s.entries)
+                                           : fmt::format("{} of max {}", s.entries, s.max_entries);
+  if (s.stale_entries > 0)
+    entries += fmt::format("  ({} live, {} invalidated: unreachable, reclaimed as space is needed)",
+                           s.entries - std::min(s.stale_entries, s.entries), s.stale_entries);
+  line("entries", entries);
   line("memory", fmt::format("{} used of {} budget ({})", pipecache::format_size(s.bytes_used),
                              pipecache::format_size(s.byte_budget),
                              percent(figures::budget_used(s))));
