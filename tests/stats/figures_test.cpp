@@ -31,6 +31,7 @@ TEST_SUITE("figures") {
     CHECK(std::isnan(figures::average_batch_size(0, 0, 0)));
     CHECK(std::isnan(figures::batch_formation(0, 0)));
     CHECK(std::isnan(figures::mean_batch_wait_ns(0, 0, 0)));
+    CHECK(std::isnan(figures::mean_batch_run_ns(0, 0, 0)));
     CHECK(std::isnan(figures::mean_ns(0, 0)));
     CHECK(std::isnan(figures::budget_used(0, 0)));
     CHECK(std::isnan(figures::fragmentation(0, 0)));
@@ -60,8 +61,10 @@ TEST_SUITE("figures") {
                                          {NsCounter::batch_fallbacks, 2},
                                          {NsCounter::batch_joined, 9},
                                          {NsCounter::batchable_requests, 12},
-                                         {NsCounter::batch_wait_ns, 1'000'000}});
+                                         {NsCounter::batch_wait_ns, 1'000'000},
+                                         {NsCounter::batch_run_ns, 5'000'000}});
     CHECK(figures::average_batch_size(ns) == doctest::Approx(10.0 / 3));
+    CHECK(figures::mean_batch_run_ns(ns) == doctest::Approx(500'000));
     CHECK(figures::batch_formation(ns) == doctest::Approx(0.75));
     CHECK(figures::mean_batch_wait_ns(ns) == doctest::Approx(100'000));
   }
@@ -100,6 +103,7 @@ TEST_SUITE("figures") {
     CHECK(t.average_batch_size() == 0.0);
     CHECK(t.batch_formation_efficiency() == 0.0);
     CHECK(t.mean_batch_wait_ns() == 0.0);
+    CHECK(t.mean_batch_run_ns() == 0.0);
     t.requests = 10;
     t.hits = 6;
     t.stale_served = 2;
@@ -109,10 +113,12 @@ TEST_SUITE("figures") {
     t.batch_joined = 9;
     t.batchable_requests = 12;
     t.batch_wait_ns = 1'000'000;
+    t.batch_run_ns = 5'000'000;
     CHECK(t.hit_ratio() == figures::request_hit_ratio(6, 2, 10));
     CHECK(t.average_batch_size() == figures::average_batch_size(8, 2, 3));
     CHECK(t.batch_formation_efficiency() == figures::batch_formation(9, 12));
     CHECK(t.mean_batch_wait_ns() == figures::mean_batch_wait_ns(1'000'000, 8, 2));
+    CHECK(t.mean_batch_run_ns() == figures::mean_batch_run_ns(5'000'000, 8, 2));
 
     BatcherStats b;
     CHECK(b.formation_efficiency() == 0.0);

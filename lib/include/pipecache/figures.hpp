@@ -63,6 +63,13 @@ constexpr double mean_batch_wait_ns(std::uint64_t batch_wait_ns, std::uint64_t b
   return ratio(batch_wait_ns, batched_requests + batch_fallbacks);
 }
 
+// Mean time a batch handler ran per request it answered (the batch's run time spread over its
+// requests, fallbacks included), in ns. The design's "batch time per request".
+constexpr double mean_batch_run_ns(std::uint64_t batch_run_ns, std::uint64_t batched_requests,
+                                   std::uint64_t batch_fallbacks) noexcept {
+  return ratio(batch_run_ns, batched_requests + batch_fallbacks);
+}
+
 // Mean of a latency histogram, in ns.
 constexpr double mean_ns(std::uint64_t sum_ns, std::uint64_t count) noexcept {
   return ratio(sum_ns, count);
@@ -107,6 +114,11 @@ inline double average_batch_size(const NamespaceStats& ns) noexcept {
 inline double batch_formation(const NamespaceStats& ns) noexcept {
   return batch_formation(ns.counter(NsCounter::batch_joined),
                          ns.counter(NsCounter::batchable_requests));
+}
+inline double mean_batch_run_ns(const NamespaceStats& ns) noexcept {
+  return mean_batch_run_ns(ns.counter(NsCounter::batch_run_ns),
+                           ns.counter(NsCounter::batched_requests),
+                           ns.counter(NsCounter::batch_fallbacks));
 }
 inline double mean_batch_wait_ns(const NamespaceStats& ns) noexcept {
   return mean_batch_wait_ns(ns.counter(NsCounter::batch_wait_ns),

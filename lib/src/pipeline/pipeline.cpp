@@ -644,8 +644,7 @@ double RequestTypeStats::batch_formation_efficiency() const noexcept {
 }
 
 double RequestTypeStats::mean_batch_run_ns() const noexcept {
-  const std::uint64_t answered = batched_requests + batch_fallbacks;
-  return answered == 0 ? 0.0 : static_cast<double>(batch_run_ns) / static_cast<double>(answered);
+  return figures::or_zero(figures::mean_batch_run_ns(batch_run_ns, batched_requests, batch_fallbacks));
 }
 
 double RequestTypeStats::mean_batch_wait_ns() const noexcept {

@@ -152,7 +152,8 @@ Measurements measurements_from(const PipelineStats& stats) {
   std::uint64_t hit_count = 0;
   double compute_ns_sum = 0;
   std::uint64_t compute_count = 0;
-  std::uint64_t batch_answered = 0;
+  std::uint64_t batched_requests = 0;
+  std::uint64_t batch_fallbacks = 0;
   std::uint64_t batch_run_ns = 0;
   for (const auto& t : stats.types) {
     m.requests += t.requests;
@@ -164,7 +165,8 @@ Measurements measurements_from(const PipelineStats& stats) {
     compute_count += t.compute_time.count;
     m.batchable_requests += t.batchable_requests;
     m.batch_joined += t.batch_joined;
-    batch_answered += t.batched_requests + t.batch_fallbacks;
+    batched_requests += t.batched_requests;
+    batch_fallbacks += t.batch_fallbacks;
     batch_run_ns += t.batch_run_ns;
   }
   m.hit_ratio = figures::or_zero(figures::request_hit_ratio(hits, stale_served, m.requests));
@@ -172,10 +174,8 @@ Measurements measurements_from(const PipelineStats& stats) {
   if (compute_count > 0) {
     m.mean_compute_time_ms = compute_ns_sum / static_cast<double>(compute_count) / 1e6;
   }
-  if (batch_answered > 0) {
-    m.batch_time_per_request_ms =
-        static_cast<double>(batch_run_ns) / static_cast<double>(batch_answered) / 1e6;
-  }
+  m.batch_time_per_request_ms =
+      figures::or_zero(figures::mean_batch_run_ns(batch_run_ns, batched_requests, batch_fallbacks)) / 1e6;
   // "Cache memory" is what the entries occupy (keys + values + overhead), the figure that
   // CACHE_MEMORY_LIMIT_MB bounds; the segment's reserved size is fixed at creation.
   if (stats.store) m.cache_memory_mb = static_cast<double>(stats.store->bytes_used) / (1u << 20);
