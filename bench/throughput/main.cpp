@@ -357,6 +357,8 @@ int run(int argc, char** argv) {
       ("reps", "repetitions per cell (median ops/s is reported)", cxxopts::value<unsigned>()->default_value("3"))
       ("seed", "operation stream seed", cxxopts::value<std::uint64_t>()->default_value("42"))
       ("w3-budget-mb", "W3 byte budget in MiB (give memcached -m the same)", cxxopts::value<std::size_t>()->default_value("32"))
+      ("w3-get-fraction", "W3's share of gets (the rest are puts); 0.9 is W3 as defined, 1.0 isolates "
+       "what writes cost", cxxopts::value<double>()->default_value("0.9"))
       ("memcached-socket", "memcached unix socket for W1/W2", cxxopts::value<std::string>()->default_value(""))
       ("memcached-evict-socket", "memcached unix socket started with -m = W3 budget", cxxopts::value<std::string>()->default_value(""))
       ("redis-socket", "redis unix socket", cxxopts::value<std::string>()->default_value(""))
@@ -397,9 +399,14 @@ int run(int argc, char** argv) {
 
   Results results;
   std::size_t evict_budget = args["w3-budget-mb"].as<std::size_t>() << 20;
-  for (const Workload& w : standard_workloads(evict_budget))
+  const double w3_get_fraction = args["w3-get-fraction"].as<double>();
+  if (!(w3_get_fraction > 0.0 && w3_get_fraction <= 1.0))
+    throw std::invalid_argument(fmt::format("--w3-get-fraction {} is not in (0, 1]", w3_get_fraction));
+  for (Workload& w : standard_workloads(evict_budget)) {
+    if (w.name == "W3") w.get_fraction = w3_get_fraction;
     if (std::find(wanted_workloads.begin(), wanted_workloads.end(), w.name) != wanted_workloads.end())
       results.workloads.push_back(w);
+  }
 
   fmt::print("pipecache_bench: {} s x {} reps per cell, clock overhead {} ns (subtracted), "
              "1 op in {} timed\n",
