@@ -493,7 +493,12 @@ TEST_SUITE("trust") {
                     << " -> " << rss_after_kib << " KiB");
     CHECK(threads > 0);
     CHECK(threads_after == threads);
+#if defined(__SANITIZE_ADDRESS__)
+    // ASan keeps freed blocks in quarantine (up to 256 MiB): RSS grows ~7 KiB per cycle there
+    // without a leak (LeakSanitizer checks that at exit). The thread count still holds.
+#else
     CHECK(rss_after_kib - rss_kib < 1024);  // a leaked 64 KiB stack per cycle would be 300 MiB
+#endif
     CHECK(Cache::open(g.name()).inspect().processes.empty());  // every slot was released
   }
 }
