@@ -357,7 +357,9 @@ class PIPECACHE_API Pipeline {
   PipelineStats stats() const;
   const PipelineConfig& config() const noexcept;
   bool cache_available() const noexcept;
-  // The underlying cache, or nullptr while falling back (for tools and tests).
+  // The underlying cache, or nullptr while falling back (for tools and tests). After the
+  // segment was destroyed and created again, the new one's; a pointer returned earlier stays
+  // valid (on the old, unlinked segment) until the Pipeline is destroyed.
   Cache* cache() noexcept;
 
   struct Impl;

@@ -90,7 +90,7 @@ struct alignas(kCacheLine) ProcessSlot {
   std::atomic<std::int64_t> pid;  // 0 = free; informative only (another PID namespace's pid)
   std::atomic<std::uint64_t> attached_unix_ms;
   std::atomic<std::uint64_t> life_epoch;
-  RobustMutex life;  // [held by its claimer's keeper thread]
+  RobustMutex life;  // [held by a thread of its claimer that holds no other robust mutex]
   alignas(kCacheLine) std::atomic<std::uint64_t> counters[kStoreCounters];
   alignas(kCacheLine) NsMetrics ns[kMaxNamespaces];
 };
