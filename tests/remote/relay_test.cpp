@@ -47,6 +47,26 @@ void fill(Cache& c) {
 }  // namespace
 
 TEST_SUITE("remote_relay") {
+  // `pipectl destroy` then a new segment under the same name: the relay notices within about
+  // a second (SegmentWatch) and applies the other hosts' invalidations to the new one.
+  TEST_CASE("relay_reopens_a_segment_destroyed_and_created_again") {
+    RedisServer redis;
+    Host a("sa", redis), b("sb", redis);
+    REQUIRE(eventually([&] { return a.subscribed() && b.subscribed(); }));
+    REQUIRE(Cache::remove(b.guard.name()));
+    Cache fresh = Cache::create(testing::small_options(b.guard.name()));
+    CHECK_FALSE(pipecache::remote_stats(fresh).relay_connected);
+    REQUIRE(eventually([&] { return pipecache::remote_stats(fresh).relay_connected; }));
+    fresh.put("users:1", "v");
+    fresh.put("users:2", "v");
+    auto sent = pipecache::broadcast_invalidation(a.cache, "users:1", redis.url());
+    CHECK(sent.published);
+    REQUIRE(eventually([&] { return !fresh.get("users:1").has_value(); }));
+    CHECK(fresh.get("users:2").has_value());
+    CHECK(pipecache::remote_stats(fresh).counter(RemoteCounter::messages_applied) == 1);
+    CHECK(b.relay->alive());
+  }
+
   TEST_CASE("broadcast_reaches_every_other_host_and_only_what_the_pattern_matches") {
     RedisServer redis;
     Host a("ra", redis), b("rb", redis), c("rc", redis);
