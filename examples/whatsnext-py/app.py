@@ -17,13 +17,30 @@ Invariants:
 The Pipeline is created at import: with gunicorn's preload_app the master creates it and every
 forked worker uses it (pipecache objects survive fork). PIPECACHE_ENABLE_RESPONSE_CACHING=false
 turns the cache off (the e2e's baseline).
+
+Exposure (as the C++ example's ServerConfig):
+  4. A request body beyond WHATSNEXT_MAX_BODY bytes (65536) is refused with 413 before a
+     route runs.
+  5. The state-changing routes (PUT /api/settings, POST /api/refresh) need either
+     `Authorization: Bearer $WHATSNEXT_ADMIN_TOKEN` (when that is set), or a caller on this
+     host's loopback whose request is not cross-origin (Origin, when present, is this server;
+     Sec-Fetch-Site is not cross-site): a page from elsewhere can make a local browser POST to
+     127.0.0.1, but the browser then names that page. Refused: 403.
+  6. ?debug_time= (an answer for any instant) only with WHATSNEXT_ALLOW_DEBUG_TIME=1; else 400.
+  7. An unexpected exception is logged with its traceback and answered 500 "internal error",
+     never with its text.
 """
 import datetime as dt
+import hmac
+import ipaddress
 import json
 import os
+import sys
 import time
+import traceback
 
 from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
 
 import calendar_db
 import pipecache
@@ -33,6 +50,9 @@ ICS = os.environ.get("WHATSNEXT_ICS", os.path.join(os.path.dirname(__file__), ".
                                                    "whatsnext", "data", "sample.ics"))
 LAYOUTS = ("full", "compact", "agenda")
 MAX_RANGE = 367 * 86400
+MAX_BODY = int(os.environ.get("WHATSNEXT_MAX_BODY", "65536"))
+ADMIN_TOKEN = os.environ.get("WHATSNEXT_ADMIN_TOKEN", "")
+ALLOW_DEBUG_TIME = os.environ.get("WHATSNEXT_ALLOW_DEBUG_TIME", "") in ("1", "true", "yes")
 
 pipeline = pipecache.Pipeline.from_environment(
     segment_name=os.environ.get("PIPECACHE_NAME", "whatsnext-py"))
@@ -46,6 +66,40 @@ class BadRequest(ValueError):
     pass
 
 
+class Forbidden(Exception):
+    pass
+
+
+def error(status, message):
+    return Response(as_json({"error": message}), status=status, mimetype="application/json")
+
+
+def loopback_peer(addr):
+    try:
+        ip = ipaddress.ip_address(addr or "")
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
+
+
+def authorize_change():
+    """Invariant 5: raises Forbidden unless this request may change data."""
+    auth = request.headers.get("Authorization", "")
+    if auth:
+        given = auth[len("Bearer "):] if auth.startswith("Bearer ") else ""
+        if not ADMIN_TOKEN or not given or not hmac.compare_digest(given.encode(), ADMIN_TOKEN.encode()):
+            raise Forbidden("bad admin token")
+        return
+    if not loopback_peer(request.remote_addr):
+        raise Forbidden("changes are accepted only from this host, or with the admin token")
+    origin = request.headers.get("Origin", "")
+    if (origin and origin != "http://" + request.headers.get("Host", "")) \
+            or request.headers.get("Sec-Fetch-Site") == "cross-site":
+        raise Forbidden(f"cross-origin change refused (origin {origin!r})")
+
+
 def as_json(value):
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
@@ -54,8 +108,13 @@ def iso(t):
     return dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+LATEST = 253402300799  # 9999-12-31T23:59:59Z: the last instant a date can be written for
+
+
 def parse_time(name, text):
     if text.isdigit():
+        if len(text) > 12 or int(text) > LATEST:
+            raise BadRequest(f"{name}: {text} is past 9999-12-31")
         return int(text)
     for fmt in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d"):
         try:
@@ -106,9 +165,30 @@ def answer(request_type, params, handler):
     return Response(body, mimetype="application/json", headers={"X-Pipecache": how})
 
 
+@app.before_request
+def limit_body():
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        return error(413, f"request body over {MAX_BODY} bytes")
+    return None
+
+
 @app.errorhandler(BadRequest)
 def bad_request(e):
-    return Response(as_json({"error": str(e)}), status=400, mimetype="application/json")
+    return error(400, str(e))
+
+
+@app.errorhandler(Forbidden)
+def forbidden(e):
+    return error(403, str(e))
+
+
+@app.errorhandler(Exception)
+def internal_error(e):
+    if isinstance(e, HTTPException):  # 404, 405, 413...: Flask's own answer
+        return e
+    print(f"whatsnext-py worker {os.getpid()}: internal error: {e!r}\n{traceback.format_exc()}",
+          file=sys.stderr, flush=True)
+    return error(500, "internal error")
 
 
 @app.after_request
@@ -127,6 +207,9 @@ def whats_next():
         params["layout"] = layout
     pinned = None
     if "debug_time" in request.args:
+        if not ALLOW_DEBUG_TIME:
+            raise BadRequest("debug_time is disabled on this server "
+                             "(start it with WHATSNEXT_ALLOW_DEBUG_TIME=1)")
         pinned = parse_time("debug_time", request.args["debug_time"])
         params["debug_time"] = str(pinned)  # normalised: one key per instant
     # The view of the minute (the type is keyed by minute bucket): computed for its start.
@@ -153,6 +236,7 @@ def get_settings():
 
 @app.put("/api/settings")
 def put_settings():
+    authorize_change()
     try:
         patch = json.loads(request.get_data(as_text=True))
     except ValueError as e:
@@ -171,6 +255,7 @@ def put_settings():
 
 @app.post("/api/refresh")
 def refresh():
+    authorize_change()
     summary = calendar_db.reload(DB, ICS)
     pipeline.handle_data_change("data_refresh")
     return Response(as_json(summary), mimetype="application/json")

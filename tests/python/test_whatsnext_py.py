@@ -21,49 +21,66 @@ pytest.importorskip("gunicorn")
 pytest.importorskip("dateutil")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("whatsnext-py")
+ADMIN_TOKEN = "s3cret-token"
+
+
+def start(tmp, workers, extra_env):
+    """Starts the example under gunicorn; yields its request function, stops it by PID."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    segment = f"pyt-whatsnext-{os.getpid()}"
+    segment = f"pyt-whatsnext-{os.getpid()}-{tmp.name}"
     pkg = os.path.dirname(os.path.dirname(pipecache.__file__))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([pkg, EXAMPLE]),
                WHATSNEXT_DB=str(tmp / "cal.sqlite"), WHATSNEXT_BIND=f"127.0.0.1:{port}",
-               WHATSNEXT_WORKERS="2", PIPECACHE_NAME=segment)
+               WHATSNEXT_WORKERS=str(workers), PIPECACHE_NAME=segment, **extra_env)
     log = open(tmp / "gunicorn.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c",
                              os.path.join(EXAMPLE, "gunicorn.conf.py"), "app:app"],
                             env=env, stdout=log, stderr=subprocess.STDOUT)
 
-    def request(method, path, body=None):
+    def request(method, path, body=None, headers=None):
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         try:
-            c.request(method, path, body=body)
+            c.request(method, path, body=body, headers=headers or {})
             r = c.getresponse()
             return r.status, r.read(), dict(r.getheaders())
         finally:
             c.close()
 
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if request("GET", "/healthz")[0] == 200:
-                break
-        except OSError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline, open(log.name).read()
-        time.sleep(0.1)
-    yield request
-    os.kill(proc.pid, signal.SIGTERM)
+    request.db = tmp / "cal.sqlite"
     try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-    log.close()
-    pipecache.Cache.remove(segment)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if request("GET", "/healthz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, open(log.name).read()
+            time.sleep(0.1)
+        yield request
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+        pipecache.Cache.remove(segment)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    yield from start(tmp_path_factory.mktemp("whatsnext-py"), 2,
+                     {"WHATSNEXT_ALLOW_DEBUG_TIME": "1", "WHATSNEXT_ADMIN_TOKEN": ADMIN_TOKEN})
+
+
+@pytest.fixture(scope="module")
+def plain_server(tmp_path_factory):
+    """As deployed: no debug_time, no admin token."""
+    yield from start(tmp_path_factory.mktemp("whatsnext-py-plain"), 1, {})
 
 
 def test_whats_next_hit_equals_computed(server):
@@ -133,3 +150,61 @@ def test_metrics_report_the_request_types(server):
     m = json.loads(server("GET", "/metrics")[1])
     assert m["cache_available"] is True
     assert m["types"]["whats_next_data"]["hits"] >= 1
+
+
+def test_a_body_over_the_limit_is_413_and_changes_nothing(server):
+    before = json.loads(server("GET", "/api/settings")[1])
+    big = json.dumps({"title": "x" * 70000})
+    status, body, _ = server("PUT", "/api/settings", big)
+    assert status == 413 and b"65536" in body
+    assert json.loads(server("GET", "/api/settings")[1]) == before
+
+
+def test_changes_from_another_origin_or_with_a_bad_token_are_403(server):
+    before = json.loads(server("GET", "/api/settings")[1])
+    patch = json.dumps({"title": "Pwned"})
+    for headers in ({"Origin": "http://evil.example"}, {"Sec-Fetch-Site": "cross-site"},
+                    {"Authorization": "Bearer wrong"}, {"Authorization": "Basic " + ADMIN_TOKEN}):
+        status, body, _ = server("PUT", "/api/settings", patch, headers)
+        assert status == 403, (headers, body)
+        assert server("POST", "/api/refresh", None, headers)[0] == 403
+    assert json.loads(server("GET", "/api/settings")[1]) == before
+    # The token opens the door whatever the origin; a same-origin local call needs none.
+    status, _, _ = server("PUT", "/api/settings", json.dumps({"title": before["title"]}),
+                          {"Origin": "http://evil.example", "Authorization": "Bearer " + ADMIN_TOKEN})
+    assert status == 200
+
+
+def test_same_origin_local_changes_need_no_token(plain_server):
+    status, body, _ = plain_server("POST", "/api/refresh")
+    assert status == 200 and json.loads(body)["events"] == 16
+    # With no token configured any Authorization header is refused, not ignored.
+    assert plain_server("POST", "/api/refresh", None, {"Authorization": "Bearer "})[0] == 403
+
+
+def test_debug_time_is_refused_unless_enabled(plain_server):
+    status, body, _ = plain_server("GET", "/api/whats-next/data?debug_time=2026-12-04T12:00")
+    assert status == 400 and b"WHATSNEXT_ALLOW_DEBUG_TIME" in body
+    assert plain_server("GET", "/api/whats-next/data")[0] == 200
+
+
+def test_a_time_past_year_9999_is_a_client_mistake(plain_server):
+    # It reached the handler and failed there (datetime's year range): a 500 for a 400.
+    for query in ("start=99999999999999&end=100000000000000", "start=253402300800&end=253402300801"):
+        status, body, _ = plain_server("GET", "/api/events?" + query)
+        assert status == 400 and b"past 9999-12-31" in body, body
+
+
+def test_an_unknown_route_is_flasks_404_not_an_internal_error(plain_server):
+    status, body, _ = plain_server("GET", "/no/such/route")
+    assert status == 404 and b"internal error" not in body
+
+
+def test_a_failing_handler_is_500_internal_error_without_its_text(plain_server):
+    # Runs last against this server: the table its handlers read is dropped under them.
+    import sqlite3
+    with sqlite3.connect(plain_server.db) as db:
+        db.execute("DROP TABLE events")
+    status, body, _ = plain_server("GET", "/api/events?start=2025-01-01&end=2025-01-08")
+    assert status == 500
+    assert json.loads(body) == {"error": "internal error"}
